@@ -1,0 +1,23 @@
+public import Foundation
+
+/// An event after the trail has numbered, chained and encoded it.
+public struct AuditRecord: Sendable {
+    public var event: AuditEvent
+    /// The canonical JSON of `event`, without a trailing newline. The next event's `prev_hash`
+    /// is the SHA-256 of exactly these bytes.
+    public var canonicalJSON: Data
+
+    public init(event: AuditEvent, canonicalJSON: Data) {
+        self.event = event
+        self.canonicalJSON = canonicalJSON
+    }
+}
+
+/// Where audit records go. The JSON-lines file and stdout are sinks today; the on-disk spool and
+/// shipper to the collector (issue P4) plug in here. `write` returns once the record is as durable
+/// as that sink promises; the proxy releases the end of an exchange to the agent only after the
+/// exchange's record has been written.
+public protocol AuditSink: Sendable {
+    func write(_ record: AuditRecord) async throws
+    func close() async throws
+}

@@ -1,0 +1,113 @@
+import Yams
+
+/// A cursor over a YAML mapping that knows its dotted path, so every error names the field at
+/// fault, and that rejects keys it was not asked about (a typo is an error, not a silent default).
+struct ConfigNode {
+    let path: String
+    let node: Node
+    private let pairs: [(String, Node)]
+
+    init(path: String, node: Node) throws(ConfigError) {
+        self.path = path
+        self.node = node
+        guard let mapping = node.mapping else {
+            throw ConfigError(field: path, message: "expected a mapping (key: value pairs)\(Self.location(node))")
+        }
+        var pairs: [(String, Node)] = []
+        for (key, value) in mapping {
+            guard let name = key.string else {
+                throw ConfigError(field: path, message: "keys must be strings\(Self.location(key))")
+            }
+            pairs.append((name, value))
+        }
+        self.pairs = pairs
+    }
+
+    static func location(_ node: Node) -> String {
+        guard let mark = node.mark else { return "" }
+        return " (line \(mark.line), column \(mark.column))"
+    }
+
+    func field(_ key: String) -> String { self.path.isEmpty ? key : "\(self.path).\(key)" }
+
+    var keys: [String] { self.pairs.map(\.0) }
+
+    func value(_ key: String) -> Node? {
+        guard let node = self.pairs.first(where: { $0.0 == key })?.1 else { return nil }
+        if case .scalar(let scalar) = node, scalar.style == .plain, ["~", "null", ""].contains(scalar.string) {
+            return nil
+        }
+        return node
+    }
+
+    func rejectUnknownKeys(allowed: Set<String>) throws(ConfigError) {
+        for key in self.keys where !allowed.contains(key) {
+            let known = allowed.sorted().joined(separator: ", ")
+            throw ConfigError(field: self.field(key), message: "unknown key (known keys here: \(known))")
+        }
+    }
+
+    func child(_ key: String) throws(ConfigError) -> ConfigNode? {
+        guard let node = self.value(key) else { return nil }
+        return try ConfigNode(path: self.field(key), node: node)
+    }
+
+    func string(_ key: String) throws(ConfigError) -> String? {
+        guard let node = self.value(key) else { return nil }
+        guard case .scalar = node, let text = node.string else {
+            throw ConfigError(field: self.field(key), message: "expected a string\(Self.location(node))")
+        }
+        return text
+    }
+
+    func int(_ key: String, range: ClosedRange<Int>) throws(ConfigError) -> Int? {
+        guard let node = self.value(key) else { return nil }
+        guard case .scalar = node, let value = node.int else {
+            throw ConfigError(field: self.field(key), message: "expected an integer\(Self.location(node))")
+        }
+        guard range.contains(value) else {
+            throw ConfigError(field: self.field(key), message: "\(value) is out of range \(range.lowerBound)...\(range.upperBound)")
+        }
+        return value
+    }
+
+    func bool(_ key: String) throws(ConfigError) -> Bool? {
+        guard let node = self.value(key) else { return nil }
+        guard case .scalar = node, let value = node.bool else {
+            throw ConfigError(field: self.field(key), message: "expected true or false\(Self.location(node))")
+        }
+        return value
+    }
+
+    func duration(_ key: String) throws(ConfigError) -> ConfigDuration? {
+        guard let node = self.value(key) else { return nil }
+        guard case .scalar = node, let text = node.string else {
+            throw ConfigError(field: self.field(key), message: "expected a duration such as 10s\(Self.location(node))")
+        }
+        do {
+            return try ConfigDuration(parsing: text)
+        } catch {
+            throw ConfigError(field: self.field(key), message: error.message)
+        }
+    }
+
+    /// Byte sizes as an integer or with a unit: `512KiB`, `32MiB`, `1GiB`, `64kb`.
+    func byteSize(_ key: String) throws(ConfigError) -> Int? {
+        guard let node = self.value(key) else { return nil }
+        guard case .scalar = node, let text = node.string else {
+            throw ConfigError(field: self.field(key), message: "expected a size such as 32MiB\(Self.location(node))")
+        }
+        let lowered = text.trimmingWhitespace().lowercased()
+        let units: [(String, Int)] = [
+            ("kib", 1 << 10), ("mib", 1 << 20), ("gib", 1 << 30), ("kb", 1000), ("mb", 1_000_000), ("gb", 1_000_000_000),
+            ("k", 1 << 10), ("m", 1 << 20), ("g", 1 << 30), ("b", 1),
+        ]
+        for (suffix, scale) in units where lowered.hasSuffix(suffix) {
+            if let value = Int(lowered.dropLast(suffix.count).trimmingWhitespace()), value > 0 {
+                return value * scale
+            }
+        }
+        if let value = Int(lowered), value > 0 { return value }
+        throw ConfigError(field: self.field(key), message: "'\(text)' is not a size (use e.g. 65536, 64KiB, 32MiB)")
+    }
+}

@@ -1,0 +1,133 @@
+public import Foundation
+import Yams
+
+/// Everything `chaperone-proxy` needs, read from a YAML file (`--config`) or, without one, the
+/// embedded defaults: OpenAI and Anthropic upstreams with keys read from
+/// `/var/run/secrets/chaperone/<upstream>/api-key`.
+public struct ProxyConfiguration: Sendable, Equatable {
+    public var listen: ListenAddress
+    public var admin: ListenAddress
+    public var upstreams: [String: Upstream]
+    public var limits: Limits
+    public var timeouts: Timeouts
+    public var audit: Audit
+
+    public init(
+        listen: ListenAddress = .init(host: "127.0.0.1", port: 15080),
+        admin: ListenAddress = .init(host: "0.0.0.0", port: 15090),
+        upstreams: [String: Upstream] = Self.defaultUpstreams,
+        limits: Limits = .init(),
+        timeouts: Timeouts = .init(),
+        audit: Audit = .init()
+    ) {
+        self.listen = listen
+        self.admin = admin
+        self.upstreams = upstreams
+        self.limits = limits
+        self.timeouts = timeouts
+        self.audit = audit
+    }
+
+    public static let defaultUpstreams: [String: Upstream] = [
+        "openai": Upstream(
+            baseURL: "https://api.openai.com",
+            provider: .openai,
+            credential: .init(file: "/var/run/secrets/chaperone/openai/api-key")
+        ),
+        "anthropic": Upstream(
+            baseURL: "https://api.anthropic.com",
+            provider: .anthropic,
+            credential: .init(file: "/var/run/secrets/chaperone/anthropic/api-key")
+        ),
+    ]
+
+    public struct ListenAddress: Sendable, Equatable, Codable {
+        public var host: String
+        public var port: Int
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
+    }
+
+    /// The API family an upstream speaks; picks the adapters, the credential header and the
+    /// shape of the errors the proxy itself returns.
+    public enum Provider: String, Sendable, Equatable, Codable, CaseIterable {
+        /// api.openai.com and OpenAI-compatible servers (vLLM, Ollama, LiteLLM, mocks).
+        case openai
+        /// Azure OpenAI: OpenAI's API with an `api-key` header.
+        case azureOpenAI = "azure-openai"
+        case anthropic
+        /// Anything else: proxied and recorded generically.
+        case generic
+    }
+
+    public struct Upstream: Sendable, Equatable {
+        /// Scheme, host, optional port and optional path prefix; `/<name>/<path>` goes to `<baseURL>/<path>`.
+        public var baseURL: String
+        public var provider: Provider
+        public var credential: Credential?
+        /// PEM bundle of CAs trusted for this upstream instead of the system trust store.
+        public var caBundle: String?
+
+        public init(baseURL: String, provider: Provider, credential: Credential? = nil, caBundle: String? = nil) {
+            self.baseURL = baseURL
+            self.provider = provider
+            self.credential = credential
+            self.caBundle = caBundle
+        }
+    }
+
+    /// The real provider key: a file (a mounted Secret), re-read when it changes, sent in `header`
+    /// as `prefix + key`. The defaults depend on the provider.
+    public struct Credential: Sendable, Equatable {
+        public var file: String
+        public var header: String?
+        public var prefix: String?
+
+        public init(file: String, header: String? = nil, prefix: String? = nil) {
+            self.file = file
+            self.header = header
+            self.prefix = prefix
+        }
+    }
+
+    public struct Limits: Sendable, Equatable {
+        /// Requests with a larger body get 413.
+        public var maxRequestBodyBytes: Int = 32 * 1024 * 1024
+        /// Total size of a request's header names and values; larger gets 431.
+        public var maxHeaderBytes: Int = 64 * 1024
+        /// Number of request header fields; more gets 431.
+        public var maxHeaderCount: Int = 100
+        /// How much of a non-streamed response body is kept in memory for audit extraction; the
+        /// rest is still forwarded and hashed.
+        public var maxAuditedResponseBytes: Int = 8 * 1024 * 1024
+        public init() {}
+    }
+
+    public struct Timeouts: Sendable, Equatable {
+        /// Establishing the upstream connection (TCP and TLS).
+        public var connect: ConfigDuration = .seconds(10)
+        /// Longest silence from the upstream, before or between response bytes.
+        public var idle: ConfigDuration = .seconds(300)
+        /// Whole exchange, first request byte to last response byte.
+        public var total: ConfigDuration = .seconds(900)
+        /// Keep-alive connections from the agent with no request for this long are closed.
+        public var clientIdle: ConfigDuration = .seconds(120)
+        /// On SIGTERM, in-flight exchanges get this long to finish before they are cut.
+        public var shutdownGrace: ConfigDuration = .seconds(25)
+        public init() {}
+    }
+
+    public struct Audit: Sendable, Equatable {
+        /// JSON-lines file the events are appended to; nil for none.
+        public var file: String? = "/var/run/chaperone/audit.jsonl"
+        /// Also print every event as one JSON line on stdout.
+        public var stdout: Bool = true
+        /// Each message and response text is cut to this many characters in events.
+        public var maxContentCharacters: Int = 16 * 1024
+        /// Session id used when the agent sends no `X-Chaperone-Session` header.
+        public var defaultSessionID: String?
+        public init() {}
+    }
+}

@@ -1,0 +1,111 @@
+import ChaperoneCore
+import NIOCore
+import NIOHTTP1
+
+/// An error the proxy itself answers with, shaped like the provider's own errors so that the
+/// agent's SDK raises its usual exception with our message in it.
+struct ProxyError: Error, Sendable {
+    /// Stable machine-readable code, also sent as `x-chaperone-error`.
+    var code: String
+    var status: HTTPResponseStatus
+    var message: String
+    var outcome: AuditEvent.Outcome
+
+    static func unknownUpstream(_ name: String, known: [String]) -> ProxyError {
+        ProxyError(
+            code: "unknown_upstream", status: .notFound,
+            message: "chaperone-proxy: no upstream named '\(name)' is configured (configured: \(known.joined(separator: ", "))). "
+                + "Point the SDK's base URL at http://127.0.0.1:15080/<upstream>/...",
+            outcome: .rejected)
+    }
+
+    static func badPath(_ reason: String) -> ProxyError {
+        ProxyError(code: "bad_request_path", status: .badRequest, message: "chaperone-proxy: \(reason)", outcome: .rejected)
+    }
+
+    static func bodyTooLarge(limit: Int) -> ProxyError {
+        ProxyError(
+            code: "request_too_large", status: .payloadTooLarge,
+            message: "chaperone-proxy: request body exceeds the configured limit of \(limit) bytes (limits.max_request_body)",
+            outcome: .rejected)
+    }
+
+    static func headersTooLarge(_ detail: String) -> ProxyError {
+        ProxyError(code: "request_headers_too_large", status: .requestHeaderFieldsTooLarge,
+                   message: "chaperone-proxy: \(detail)", outcome: .rejected)
+    }
+
+    static func credentialUnavailable(upstream: String, _ failure: CredentialStore.Failure) -> ProxyError {
+        ProxyError(
+            code: "credential_unavailable", status: .serviceUnavailable,
+            message: "chaperone-proxy: the provider key for upstream '\(upstream)' is unavailable: \(failure)",
+            outcome: .rejected)
+    }
+
+    static func upstreamUnreachable(upstream: String, _ detail: String) -> ProxyError {
+        ProxyError(code: "upstream_unreachable", status: .badGateway,
+                   message: "chaperone-proxy: upstream '\(upstream)' could not be reached: \(detail)", outcome: .upstreamError)
+    }
+
+    static func upstreamTimeout(upstream: String, _ detail: String) -> ProxyError {
+        ProxyError(code: "upstream_timeout", status: .gatewayTimeout,
+                   message: "chaperone-proxy: upstream '\(upstream)' timed out: \(detail)", outcome: .timeout)
+    }
+
+    static func clientBodyFailed(_ detail: String) -> ProxyError {
+        ProxyError(code: "bad_request_body", status: .badRequest,
+                   message: "chaperone-proxy: the request body could not be read: \(detail)", outcome: .rejected)
+    }
+
+    static let shuttingDown = ProxyError(
+        code: "shutting_down", status: .serviceUnavailable,
+        message: "chaperone-proxy: the sidecar is shutting down", outcome: .rejected)
+
+    /// The JSON body in the provider's error shape.
+    func body(for provider: ProxyConfiguration.Provider) -> String {
+        let message = JSONString.quote(self.message)
+        switch provider {
+        case .anthropic:
+            return #"{"type":"error","error":{"type":"\#(self.anthropicType)","message":\#(message)}}"#
+        case .openai, .azureOpenAI, .generic:
+            return #"{"error":{"message":\#(message),"type":"\#(self.openAIType)","param":null,"code":"\#(self.code)"}}"#
+        }
+    }
+
+    private var anthropicType: String {
+        switch self.status.code {
+        case 400: "invalid_request_error"
+        case 404: "not_found_error"
+        case 413: "request_too_large"
+        case 431: "invalid_request_error"
+        case 503: "overloaded_error"
+        case 504: "timeout_error"
+        default: "api_error"
+        }
+    }
+
+    private var openAIType: String {
+        self.status.code < 500 ? "invalid_request_error" : "chaperone_proxy_error"
+    }
+}
+
+enum JSONString {
+    /// `text` as a JSON string literal.
+    static func quote(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+}

@@ -1,0 +1,101 @@
+public import ChaperoneCore
+public import Foundation
+public import Logging
+import NIOPosix
+import ServiceLifecycle
+import UnixSignals
+
+/// The sidecar: the base-URL proxy listener, the admin listener and the audit trail, run until
+/// SIGTERM/SIGINT, then drained.
+public struct ProxyApplication: Sendable {
+    public let configuration: ProxyConfiguration
+    public let logger: Logger
+
+    public init(configuration: ProxyConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// The self-reported identity of this pod, from the downward-API environment the injector sets.
+    public static func sourceFromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> AuditEvent.Source {
+        func value(_ name: String) -> String? {
+            guard let text = environment[name], !text.isEmpty else { return nil }
+            return text
+        }
+        return AuditEvent.Source(
+            cluster: value("CHAPERONE_CLUSTER"),
+            namespace: value("CHAPERONE_POD_NAMESPACE"),
+            pod: value("CHAPERONE_POD_NAME"),
+            podUID: value("CHAPERONE_POD_UID"),
+            container: value("CHAPERONE_AGENT_CONTAINER"),
+            node: value("CHAPERONE_NODE_NAME"),
+            serviceAccount: value("CHAPERONE_SERVICE_ACCOUNT"),
+            initiator: value("CHAPERONE_INITIATOR"),
+            selfReported: true
+        )
+    }
+
+    public func run() async throws {
+        let config = self.configuration
+        var sinks: [any AuditSink] = []
+        if let file = config.audit.file {
+            sinks.append(try JSONLinesSink(path: file))
+        }
+        if config.audit.stdout {
+            sinks.append(JSONLinesSink.standardOutput())
+        }
+        let trail = AuditTrail(sinks: sinks, logger: self.logger)
+        let metrics = ProxyMetrics()
+        let readiness = Readiness()
+        let eventLoopGroup = MultiThreadedEventLoopGroup.singleton
+
+        var upstreams: [String: Upstream] = [:]
+        for (name, upstreamConfig) in config.upstreams {
+            upstreams[name] = try Upstream(name: name, config: upstreamConfig, timeouts: config.timeouts, eventLoopGroup: eventLoopGroup)
+        }
+        let handler = ProxyExchangeHandler(
+            upstreams: upstreams, configuration: config, trail: trail, metrics: metrics,
+            source: Self.sourceFromEnvironment(), logger: self.logger
+        )
+        let proxy = HTTPServer(
+            name: "proxy", host: config.listen.host, port: config.listen.port, handler: handler,
+            eventLoopGroup: eventLoopGroup, clientIdle: config.timeouts.clientIdle.duration,
+            shutdownGrace: config.timeouts.shutdownGrace.duration, logger: self.logger,
+            onListening: { _ in readiness.listening() }, onDraining: { readiness.draining() }
+        )
+        let admin = HTTPServer(
+            name: "admin", host: config.admin.host, port: config.admin.port,
+            handler: AdminHandler(readiness: readiness, registry: metrics.registry),
+            eventLoopGroup: eventLoopGroup, clientIdle: .seconds(60), shutdownGrace: .seconds(1), logger: self.logger
+        )
+        self.logger.info("proxy.starting", metadata: [
+            "audit.stream_id": "\(trail.streamID)",
+            "upstreams": "\(config.upstreams.keys.sorted().joined(separator: ","))",
+            "audit.file": "\(config.audit.file ?? "-")",
+        ])
+        // The proxy drains first; the admin listener stays up so probes see "not ready" meanwhile.
+        let group = ServiceGroup(configuration: .init(
+            services: [
+                .init(service: admin),
+                .init(service: proxy, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
+            ],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: self.logger
+        ))
+        do {
+            try await group.run()
+        } catch {
+            await self.shutdown(upstreams: upstreams, trail: trail)
+            throw error
+        }
+        await self.shutdown(upstreams: upstreams, trail: trail)
+    }
+
+    private func shutdown(upstreams: [String: Upstream], trail: AuditTrail) async {
+        for upstream in upstreams.values {
+            try? await upstream.shutdown()
+        }
+        await trail.close()
+        self.logger.info("proxy.stopped")
+    }
+}

@@ -1,0 +1,74 @@
+import ArgumentParser
+import ChaperoneCore
+import ChaperoneProxy
+import Foundation
+import Logging
+
+@main
+struct ChaperoneProxyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "chaperone-proxy",
+        abstract: "Chaperone's sidecar: an audit proxy between an AI agent and its LLM providers.",
+        discussion: """
+            Agents point their SDK's base URL at http://127.0.0.1:15080/<upstream>/... (for example
+            OPENAI_BASE_URL=http://127.0.0.1:15080/openai/v1). The proxy forwards to the upstream's
+            base URL with the real provider key (read from a file the agent cannot see), streams
+            the answer back, and writes one audit event per request and per response as JSON
+            lines to the audit file and stdout. Logs go to stderr.
+
+            Without --config the embedded defaults apply: upstreams `openai` and `anthropic`, keys
+            read from /var/run/secrets/chaperone/<upstream>/api-key. See docs/configuration.md.
+            """
+    )
+
+    @Option(name: .long, help: "YAML configuration file (see docs/configuration.md).")
+    var config: String?
+
+    @Option(name: .long, help: "Override the listen address, as HOST:PORT.")
+    var listen: String?
+
+    @Option(name: .long, help: "Override the admin address (healthz, readyz, metrics), as HOST:PORT.")
+    var admin: String?
+
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    @Flag(name: .long, help: "Validate the configuration, print the effective upstreams and exit.")
+    var checkConfig = false
+
+    func run() async throws {
+        guard let level = Logger.Level(rawValue: self.logLevel) else {
+            throw ValidationError("--log-level: '\(self.logLevel)' is not one of trace, debug, info, notice, warning, error, critical")
+        }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "chaperone-proxy")
+        var configuration: ProxyConfiguration
+        do {
+            configuration = try self.config.map { try ProxyConfiguration.load(file: $0) } ?? ProxyConfiguration()
+        } catch let error as ConfigError {
+            throw ValidationError("invalid configuration: \(error)")
+        }
+        if let listen { configuration.listen = try Self.address(listen, option: "--listen") }
+        if let admin { configuration.admin = try Self.address(admin, option: "--admin") }
+        if self.checkConfig {
+            print("configuration ok: listen \(configuration.listen.host):\(configuration.listen.port), admin \(configuration.admin.host):\(configuration.admin.port)")
+            for (name, upstream) in configuration.upstreams.sorted(by: { $0.key < $1.key }) {
+                print("  /\(name)/ -> \(upstream.baseURL) (\(upstream.provider.rawValue), key: \(upstream.credential?.file ?? "none"))")
+            }
+            return
+        }
+        try await ProxyApplication(configuration: configuration, logger: logger).run()
+    }
+
+    static func address(_ text: String, option: String) throws -> ProxyConfiguration.ListenAddress {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            throw ValidationError("\(option): '\(text)' is not HOST:PORT")
+        }
+        let host = String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        return .init(host: host.isEmpty ? "0.0.0.0" : host, port: port)
+    }
+}
