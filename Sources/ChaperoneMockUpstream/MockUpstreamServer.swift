@@ -1,0 +1,189 @@
+import Crypto
+public import Foundation
+import NIOConcurrencyHelpers
+public import NIOCore
+public import NIOPosix
+import NIOHTTP1
+
+/// A fast local stand-in for api.openai.com and api.anthropic.com, for the demo, the end-to-end
+/// tests and the benchmarks. It can demand a key (to prove the proxy injected it) and can write
+/// what it received and sent to a JSON-lines file (to prove the agent got exactly those bytes).
+public struct MockUpstreamServer: Sendable {
+    public var host: String
+    public var port: Int
+    public var chunkDelayMilliseconds: Int64
+    /// When set, requests must carry this key in `Authorization: Bearer`, `x-api-key` or `api-key`.
+    public var expectedKey: String?
+    /// JSON-lines file with one record per request: headers, body hashes, status.
+    public var recordFile: String?
+
+    public init(host: String, port: Int, chunkDelayMilliseconds: Int64, expectedKey: String?, recordFile: String?) {
+        self.host = host
+        self.port = port
+        self.chunkDelayMilliseconds = chunkDelayMilliseconds
+        self.expectedKey = expectedKey
+        self.recordFile = recordFile
+    }
+
+    /// Binds and returns the channel; `closeFuture` completes when it stops.
+    public func start(group: MultiThreadedEventLoopGroup) async throws -> any Channel {
+        let recorder = try self.recordFile.map { try MockRecorder(path: $0) }
+        let script = MockScript(chunkDelay: self.chunkDelayMilliseconds)
+        let expectedKey = self.expectedKey
+        return try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true)
+                    try channel.pipeline.syncOperations.addHandler(MockHTTPHandler(script: script, recorder: recorder, expectedKey: expectedKey))
+                }
+            }
+            .bind(host: self.host, port: self.port)
+            .get()
+    }
+}
+
+/// Appends one JSON line per exchange.
+final class MockRecorder: Sendable {
+    private let handle: NIOLockedValueBox<FileHandle>
+
+    init(path: String) throws {
+        if !FileManager.default.fileExists(atPath: path) {
+            FileManager.default.createFile(atPath: path, contents: nil)
+        }
+        guard let handle = FileHandle(forWritingAtPath: path) else {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
+        }
+        handle.seekToEndOfFile()
+        self.handle = NIOLockedValueBox(handle)
+    }
+
+    func record(_ entry: [String: Any]) {
+        guard var data = try? JSONSerialization.data(withJSONObject: entry, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
+        data.append(0x0a)
+        self.handle.withLockedValue { $0.write(data) }
+    }
+}
+
+final class MockHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private enum State {
+        case idle
+        case receiving(HTTPRequestHead, [UInt8])
+        case responding
+    }
+
+    private let script: MockScript
+    private let recorder: MockRecorder?
+    private let expectedKey: String?
+    private var state = State.idle
+    private var active = true
+
+    init(script: MockScript, recorder: MockRecorder?, expectedKey: String?) {
+        self.script = script
+        self.recorder = recorder
+        self.expectedKey = expectedKey
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.active = false
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch (self.unwrapInboundIn(data), self.state) {
+        case (.head(let head), .idle):
+            self.state = .receiving(head, [])
+        case (.body(let buffer), .receiving(let head, var body)):
+            body.append(contentsOf: buffer.readableBytesView)
+            self.state = .receiving(head, body)
+        case (.end, .receiving(let head, let body)):
+            self.state = .responding
+            self.respond(context: context, head: head, body: body)
+        default:
+            context.close(promise: nil)
+        }
+    }
+
+    private func respond(context: ChannelHandlerContext, head: HTTPRequestHead, body: [UInt8]) {
+        var reply: MockReply
+        if let expectedKey = self.expectedKey, !Self.carries(key: expectedKey, in: head.headers) {
+            reply = head.uri.contains("/v1/messages")
+                ? .json(401, ["type": "error", "error": ["type": "authentication_error", "message": "mock upstream: missing or wrong key"]])
+                : .json(401, ["error": ["message": "mock upstream: missing or wrong key", "type": "invalid_request_error", "param": NSNull(), "code": "invalid_api_key"]])
+        } else {
+            reply = self.script.reply(method: head.method.rawValue, path: head.uri, body: body)
+        }
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: reply.contentType)
+        headers.add(name: "x-request-id", value: "req_mock_\(UInt32.random(in: 0...UInt32.max))")
+        if reply.isStream {
+            headers.add(name: "cache-control", value: "no-cache")
+        } else {
+            headers.add(name: "content-length", value: "\(reply.writes.reduce(0) { $0 + $1.bytes.count })")
+        }
+        if !head.isKeepAlive { headers.add(name: "connection", value: "close") }
+        context.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: reply.status), headers: headers))), promise: nil)
+        var entry: [String: Any]? = nil
+        if self.recorder != nil {
+            var received: [String: String] = [:]
+            for (name, value) in head.headers {
+                let key = name.lowercased()
+                received[key] = received[key].map { $0 + ", " + value } ?? value
+            }
+            entry = [
+                "method": head.method.rawValue, "path": head.uri, "headers": received,
+                "request_sha256": SHA256.hash(data: body).map { String(format: "%02x", $0) }.joined(),
+                "status": reply.status,
+            ]
+        }
+        var hasher = SHA256()
+        self.send(context: context, writes: reply.writes[...], keepAlive: head.isKeepAlive) { sent, completed in
+            guard var entry, let recorder = self.recorder else { return }
+            for write in sent { hasher.update(data: write.bytes) }
+            entry["response_sha256"] = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+            entry["completed"] = completed
+            recorder.record(entry)
+        }
+    }
+
+    private func send(
+        context: ChannelHandlerContext, writes: ArraySlice<MockReply.Write>, keepAlive: Bool,
+        sentSoFar: [MockReply.Write] = [], done: @escaping ([MockReply.Write], Bool) -> Void
+    ) {
+        guard self.active else {
+            done(sentSoFar, false)
+            return
+        }
+        guard let next = writes.first else {
+            context.writeAndFlush(self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+                if !keepAlive { context.close(promise: nil) }
+            }
+            self.state = .idle
+            done(sentSoFar, true)
+            return
+        }
+        let emit = {
+            guard self.active else {
+                done(sentSoFar, false)
+                return
+            }
+            context.writeAndFlush(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: next.bytes)))), promise: nil)
+            self.send(context: context, writes: writes.dropFirst(), keepAlive: keepAlive, sentSoFar: sentSoFar + [next], done: done)
+        }
+        if next.delayMilliseconds > 0 {
+            context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(next.delayMilliseconds), emit)
+        } else {
+            emit()
+        }
+    }
+
+    private static func carries(key: String, in headers: HTTPHeaders) -> Bool {
+        headers.first(name: "authorization") == "Bearer \(key)" || headers.first(name: "x-api-key") == key
+            || headers.first(name: "api-key") == key
+    }
+}
