@@ -93,6 +93,8 @@ let package = Package(
             name: "ChaperoneProxyTests",
             dependencies: [
                 "ChaperoneProxy",
+                "ChaperoneLLM",
+                "ChaperoneCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -33,6 +33,9 @@ struct ChaperoneProxyCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @Option(name: .long, help: "Event-loop threads (default: one per core). A sidecar rarely needs more than 1-2.")
+    var threads: Int?
+
     @Flag(name: .long, help: "Validate the configuration, print the effective upstreams and exit.")
     var checkConfig = false
 
@@ -61,7 +64,10 @@ struct ChaperoneProxyCommand: AsyncParsableCommand {
             }
             return
         }
-        try await ProxyApplication(configuration: configuration, logger: logger).run()
+        if let threads = self.threads, threads < 1 {
+            throw ValidationError("--threads must be at least 1")
+        }
+        try await ProxyApplication(configuration: configuration, logger: logger, threads: self.threads).run()
     }
 
     static func address(_ text: String, option: String) throws -> ProxyConfiguration.ListenAddress {

@@ -1,0 +1,102 @@
+import Foundation
+import Logging
+import Testing
+
+@testable import ChaperoneCore
+
+/// Keeps what it is given, in order.
+final class CollectingSink: AuditSink, @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: [AuditRecord] = []
+    var records: [AuditRecord] { self.lock.withLock { self.stored } }
+    func write(_ record: AuditRecord) async throws { self.lock.withLock { self.stored.append(record) } }
+    func close() async throws {}
+}
+
+@Suite("Audit trail")
+struct AuditTrailTests {
+    func event(_ kind: AuditEvent.Kind, text: String = "hi") -> AuditEvent {
+        AuditEvent(
+            kind: kind, sessionID: "s1", exchangeID: "x1", source: .init(namespace: "agents", pod: "agent-0"),
+            http: .init(method: "POST", upstream: "openai", path: "/v1/chat/completions"),
+            content: .init(messages: [.init(role: "user", content: text)])
+        )
+    }
+
+    @Test("events are numbered and chained by the hash of the previous canonical line")
+    func chain() async throws {
+        let sink = CollectingSink()
+        let trail = AuditTrail(sinks: [sink], logger: Logger(label: "test"))
+        for index in 0..<5 {
+            await trail.record(self.event(index.isMultiple(of: 2) ? .llmRequest : .llmResponse, text: "message \(index)"))
+        }
+        let records = sink.records
+        #expect(records.map(\.event.seq) == [1, 2, 3, 4, 5])
+        #expect(records[0].event.prevHash == AuditTrail.genesisHash)
+        for index in 1..<records.count {
+            #expect(records[index].event.prevHash == CanonicalJSON.sha256Hex(records[index - 1].canonicalJSON))
+        }
+        #expect(Set(records.map(\.event.eventID)).count == 5)
+        #expect(records.allSatisfy { $0.event.streamID == trail.streamID })
+        // The stored line is the canonical encoding of the stored event.
+        for record in records {
+            #expect(try CanonicalJSON.encode(record.event) == record.canonicalJSON)
+            let decoded = try JSONDecoder().decode(AuditEvent.self, from: record.canonicalJSON)
+            #expect(decoded == record.event)
+        }
+    }
+
+    @Test("canonical JSON sorts keys, omits absent fields and uses the documented names")
+    func canonicalForm() async throws {
+        let sink = CollectingSink()
+        let trail = AuditTrail(sinks: [sink], logger: Logger(label: "test"))
+        var event = self.event(.llmResponse)
+        event.genAI = .init(
+            operation: .init(name: "chat"), provider: .init(name: "openai"), request: .init(model: "gpt-4o"),
+            response: .init(model: "gpt-4o-2024", id: "c1", finishReasons: ["stop"]), usage: .init(inputTokens: 3, outputTokens: 4)
+        )
+        await trail.record(event)
+        let text = String(decoding: try #require(sink.records.first).canonicalJSON, as: UTF8.self)
+        #expect(text.hasPrefix(#"{"content":{"messages":[{"content":"hi","role":"user"}]"#))
+        #expect(text.contains(#""gen_ai":{"operation":{"name":"chat"},"provider":{"name":"openai"},"request":{"model":"gpt-4o"},"response":{"finish_reasons":["stop"],"id":"c1","model":"gpt-4o-2024"},"usage":{"input_tokens":3,"output_tokens":4}}"#))
+        #expect(text.contains(#""schema_version":"1.0""#))
+        #expect(text.contains(#""path":"/v1/chat/completions""#))
+        #expect(!text.contains("null"))
+        #expect(!text.contains("\n"))
+    }
+
+    @Test("UUIDv7: version and variant bits, time order")
+    func uuid() {
+        let earlier = UUIDv7(unixMilliseconds: 1_700_000_000_000)
+        let later = UUIDv7(unixMilliseconds: 1_700_000_000_001)
+        let text = earlier.description
+        #expect(text.count == 36)
+        #expect(Array(text)[14] == "7")
+        #expect("89ab".contains(Array(text)[19]))
+        #expect(earlier.description < later.description)
+        #expect(text.hasPrefix("018bcfe5-6800-7"))
+    }
+
+    @Test("RFC 3339 timestamps with microseconds")
+    func timestamps() {
+        #expect(WallClock.rfc3339(nanoseconds: 0) == "1970-01-01T00:00:00.000000Z")
+        #expect(WallClock.rfc3339(nanoseconds: 1_700_000_000_123_456_789) == "2023-11-14T22:13:20.123456Z")
+    }
+
+    @Test("the JSON-lines sink appends whole lines to a 0600 file")
+    func fileSink() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("chaperone-sink-\(UUID())")
+        let path = directory.appendingPathComponent("nested/audit.jsonl").path
+        let sink = try JSONLinesSink(path: path)
+        let trail = AuditTrail(sinks: [sink], logger: Logger(label: "test"))
+        await trail.record(self.event(.llmRequest))
+        await trail.record(self.event(.llmResponse))
+        await trail.close()
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 2)
+        #expect(CanonicalJSON.sha256Hex(Array(lines[0].utf8)) == (try JSONDecoder().decode(AuditEvent.self, from: Data(lines[1].utf8))).prevHash)
+        let attributes = try FileManager.default.attributesOfItem(atPath: path)
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
