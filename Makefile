@@ -1,0 +1,34 @@
+# Chaperone — the two commands a newcomer needs are `make demo` and `make test`.
+SHELL := /bin/bash
+SWIFT ?= swift
+BIN_DIR := .build/debug
+.PHONY: all build test unit-test e2e-test demo bench clean
+
+all: build
+
+build:
+	$(SWIFT) build
+
+# Installs what the tests need (a Python venv with the official openai and anthropic SDKs),
+# builds, then runs the Swift unit tests and the end-to-end suite against the real binaries.
+test: unit-test e2e-test
+
+unit-test:
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+e2e-test: build
+	scripts/e2e-venv.sh
+	CHAPERONE_BIN_DIR=$(CURDIR)/$(BIN_DIR) .venv/bin/python -m pytest Tests/e2e -q
+
+# Runs Chaperone locally: the proxy in front of the bundled mock LLM upstream (or the real
+# provider when OPENAI_API_KEY / ANTHROPIC_API_KEY is set) and shows the audit trail.
+demo: build
+	scripts/demo.sh
+
+# wrk through chaperone-proxy, through Envoy and direct to the same mock; see docs/benchmarks.md.
+bench:
+	bench/run.sh
+
+clean:
+	rm -rf .build .build-release .demo .venv
