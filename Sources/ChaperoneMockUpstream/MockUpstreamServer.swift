@@ -4,11 +4,12 @@ import NIOConcurrencyHelpers
 public import NIOCore
 public import NIOPosix
 import NIOHTTP1
+import NIOSSL
 
 /// A fast local stand-in for api.openai.com and api.anthropic.com, for the demo, the end-to-end
 /// tests and the benchmarks. It can demand a key (to prove the proxy injected it) and can write
 /// what it received and sent to a JSON-lines file (to prove the agent got exactly those bytes).
-public struct MockUpstreamServer: Sendable {
+public struct MockUpstreamServer: @unchecked Sendable {
     public var host: String
     public var port: Int
     public var chunkDelayMilliseconds: Int64
@@ -16,13 +17,19 @@ public struct MockUpstreamServer: Sendable {
     public var expectedKey: String?
     /// JSON-lines file with one record per request: headers, body hashes, status.
     public var recordFile: String?
+    /// PEM certificate chain and key: serve HTTPS instead of HTTP (to test upstream TLS checks).
+    public var tls: (certificateChain: String, privateKey: String)?
 
-    public init(host: String, port: Int, chunkDelayMilliseconds: Int64, expectedKey: String?, recordFile: String?) {
+    public init(
+        host: String, port: Int, chunkDelayMilliseconds: Int64, expectedKey: String?, recordFile: String?,
+        tls: (certificateChain: String, privateKey: String)? = nil
+    ) {
         self.host = host
         self.port = port
         self.chunkDelayMilliseconds = chunkDelayMilliseconds
         self.expectedKey = expectedKey
         self.recordFile = recordFile
+        self.tls = tls
     }
 
     /// Binds and returns the channel; `closeFuture` completes when it stops.
@@ -30,12 +37,21 @@ public struct MockUpstreamServer: Sendable {
         let recorder = try self.recordFile.map { try MockRecorder(path: $0) }
         let script = MockScript(chunkDelay: self.chunkDelayMilliseconds)
         let expectedKey = self.expectedKey
+        let sslContext = try self.tls.map { tls in
+            try NIOSSLContext(configuration: .makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMFile(tls.certificateChain).map { .certificate($0) },
+                privateKey: .privateKey(try NIOSSLPrivateKey(file: tls.privateKey, format: .pem))
+            ))
+        }
         return try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let sslContext {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext))
+                    }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true)
                     try channel.pipeline.syncOperations.addHandler(MockHTTPHandler(script: script, recorder: recorder, expectedKey: expectedKey))
                 }

@@ -23,17 +23,29 @@ struct MockUpstreamCommand: AsyncParsableCommand {
     @Option(help: "Require this API key (Bearer, x-api-key or api-key); others get 401.") var expectKey: String?
     @Option(help: "Append one JSON line per exchange (headers received, body hashes) to this file.") var record: String?
     @Option(help: "Event loop threads.") var threads = 1
+    @Option(help: "PEM certificate chain: serve HTTPS (with --tls-key).") var tlsCert: String?
+    @Option(help: "PEM private key for --tls-cert.") var tlsKey: String?
 
     func run() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, self.threads))
         let server = MockUpstreamServer(
             host: self.host, port: self.port, chunkDelayMilliseconds: self.chunkDelayMs,
-            expectedKey: self.expectKey, recordFile: self.record
+            expectedKey: self.expectKey, recordFile: self.record,
+            tls: try self.tlsPaths()
         )
         let channel = try await server.start(group: group)
         // Unbuffered, so a parent reading our stdout through a pipe sees the line at once.
-        let line = "chaperone-mock-upstream listening on http://\(self.host):\(channel.localAddress?.port ?? self.port)\n"
+        let scheme = self.tlsCert == nil ? "http" : "https"
+        let line = "chaperone-mock-upstream listening on \(scheme)://\(self.host):\(channel.localAddress?.port ?? self.port)\n"
         FileHandle.standardOutput.write(Data(line.utf8))
         try await channel.closeFuture.get()
+    }
+
+    func tlsPaths() throws -> (certificateChain: String, privateKey: String)? {
+        switch (self.tlsCert, self.tlsKey) {
+        case (nil, nil): return nil
+        case (let cert?, let key?): return (cert, key)
+        default: throw ValidationError("--tls-cert and --tls-key go together")
+        }
     }
 }
