@@ -13,6 +13,10 @@ struct MockReply {
     var writes: [Write]
     /// Send `content-length` (non-streamed replies) or chunked encoding (streams).
     var isStream: Bool
+    /// Never send a response head (an upstream that accepted the request and went silent).
+    var hangBeforeHead = false
+    /// Send only this many writes, then go silent without ending the response.
+    var stallAfterWrites: Int?
 
     static func json(_ status: Int, _ object: Any) -> MockReply {
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
@@ -24,6 +28,8 @@ struct MockReply {
 /// (messages) APIs, streamed and not. Behaviour is chosen by the request:
 /// - model `mock-error-500` / `mock-error-429`: the provider's error shape with that status;
 /// - model `mock-slow`: a long stream (200 pieces, 20 ms apart) for disconnect and shutdown tests;
+/// - model `mock-hang`: no answer at all; `mock-stall`: two events, then silence (timeout tests);
+/// - model `mock-bulk`: a 64 MiB stream sent as fast as the reader takes it (backpressure tests);
 /// - a request with `tools`: the model calls the first tool with `{"city":"Paris"}`;
 /// - otherwise the answer is "Hello from the mock upstream. This answer arrived in pieces."
 struct MockScript {
@@ -39,6 +45,7 @@ struct MockScript {
         switch (method, pathOnly) {
         case ("POST", "/v1/chat/completions"):
             if let error = self.openAIError(model: model) { return error }
+            if let special = self.chatSpecial(model: model, request: request, tools: tools) { return special }
             return stream ? self.chatStream(model: model, tools: tools, request: request) : self.chat(model: model, tools: tools)
         case ("POST", "/v1/responses"):
             if let error = self.openAIError(model: model) { return error }
@@ -79,6 +86,28 @@ struct MockScript {
     }
 
     // MARK: OpenAI chat completions
+
+    private func chatSpecial(model: String, request: [String: Any], tools: [[String: Any]]) -> MockReply? {
+        switch model {
+        case "mock-hang":
+            var reply = MockReply.json(200, [:])
+            reply.hangBeforeHead = true
+            return reply
+        case "mock-stall":
+            var reply = self.chatStream(model: model, tools: tools, request: request)
+            reply.stallAfterWrites = 4
+            return reply
+        case "mock-bulk":
+            let filler = String(repeating: "x", count: 64 * 1024 - 200)
+            let event = "data: {\"choices\":[{\"delta\":{\"content\":\"\(filler)\"},\"index\":0}],\"id\":\"bulk\",\"model\":\"mock-bulk\"}\n\n"
+            let bytes = Array(event.utf8)
+            var writes = [MockReply.Write](repeating: .init(bytes: bytes, delayMilliseconds: 0), count: 1024)
+            writes.append(.init(bytes: Array("data: [DONE]\n\n".utf8), delayMilliseconds: 0))
+            return MockReply(status: 200, contentType: "text/event-stream", writes: writes, isStream: true)
+        default:
+            return nil
+        }
+    }
 
     private func pieces(model: String) -> [String] {
         if model == "mock-slow" { return (0..<200).map { "piece\($0) " } }

@@ -87,17 +87,31 @@ final class MockHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
+    /// Receiving a request, then sending its reply write by write: a write goes out when its
+    /// delay has passed and the channel is writable, so a slow reader slows the mock down instead
+    /// of piling bytes up in memory, as a real server would.
     private enum State {
         case idle
         case receiving(HTTPRequestHead, [UInt8])
-        case responding
+        case sending(Sending)
+        /// Gone quiet on purpose (hang/stall behaviours); recorded as incomplete when the peer leaves.
+        case silent(Sending)
+    }
+
+    private struct Sending {
+        var writes: ArraySlice<MockReply.Write>
+        var stallAfter: Int?
+        var sent = 0
+        var keepAlive: Bool
+        var waitingForDelay = false
+        var hasher = SHA256()
+        var entry: [String: Any]?
     }
 
     private let script: MockScript
     private let recorder: MockRecorder?
     private let expectedKey: String?
     private var state = State.idle
-    private var active = true
 
     init(script: MockScript, recorder: MockRecorder?, expectedKey: String?) {
         self.script = script
@@ -106,8 +120,17 @@ final class MockHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        self.active = false
+        switch self.state {
+        case .sending(let sending), .silent(let sending): self.finishRecord(sending, completed: false)
+        default: break
+        }
+        self.state = .idle
         context.fireChannelInactive()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        self.pump(context: context)
+        context.fireChannelWritabilityChanged()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -118,7 +141,6 @@ final class MockHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             body.append(contentsOf: buffer.readableBytesView)
             self.state = .receiving(head, body)
         case (.end, .receiving(let head, let body)):
-            self.state = .responding
             self.respond(context: context, head: head, body: body)
         default:
             context.close(promise: nil)
@@ -134,16 +156,6 @@ final class MockHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         } else {
             reply = self.script.reply(method: head.method.rawValue, path: head.uri, body: body)
         }
-        var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: reply.contentType)
-        headers.add(name: "x-request-id", value: "req_mock_\(UInt32.random(in: 0...UInt32.max))")
-        if reply.isStream {
-            headers.add(name: "cache-control", value: "no-cache")
-        } else {
-            headers.add(name: "content-length", value: "\(reply.writes.reduce(0) { $0 + $1.bytes.count })")
-        }
-        if !head.isKeepAlive { headers.add(name: "connection", value: "close") }
-        context.writeAndFlush(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: reply.status), headers: headers))), promise: nil)
         var entry: [String: Any]? = nil
         if self.recorder != nil {
             var received: [String: String] = [:]
@@ -153,53 +165,78 @@ final class MockHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
             entry = [
                 "method": head.method.rawValue, "path": head.uri, "headers": received,
-                "request_sha256": SHA256.hash(data: body).map { String(format: "%02x", $0) }.joined(),
-                "status": reply.status,
+                "request_sha256": SHA256.hash(data: body).hexString, "status": reply.status,
             ]
         }
-        var hasher = SHA256()
-        self.send(context: context, writes: reply.writes[...], keepAlive: head.isKeepAlive) { sent, completed in
-            guard var entry, let recorder = self.recorder else { return }
-            for write in sent { hasher.update(data: write.bytes) }
-            entry["response_sha256"] = hasher.finalize().map { String(format: "%02x", $0) }.joined()
-            entry["completed"] = completed
-            recorder.record(entry)
+        if reply.hangBeforeHead {
+            self.state = .silent(Sending(writes: [], keepAlive: false, entry: entry))
+            return
         }
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: reply.contentType)
+        headers.add(name: "x-request-id", value: "req_mock_\(UInt32.random(in: 0...UInt32.max))")
+        if reply.isStream {
+            headers.add(name: "cache-control", value: "no-cache")
+        } else {
+            headers.add(name: "content-length", value: "\(reply.writes.reduce(0) { $0 + $1.bytes.count })")
+        }
+        if !head.isKeepAlive { headers.add(name: "connection", value: "close") }
+        let responseHead = HTTPResponseHead(version: .http1_1, status: .init(statusCode: reply.status), headers: headers)
+        context.writeAndFlush(self.wrapOutboundOut(.head(responseHead)), promise: nil)
+        self.state = .sending(Sending(writes: reply.writes[...], stallAfter: reply.stallAfterWrites, keepAlive: head.isKeepAlive, entry: entry))
+        self.pump(context: context)
     }
 
-    private func send(
-        context: ChannelHandlerContext, writes: ArraySlice<MockReply.Write>, keepAlive: Bool,
-        sentSoFar: [MockReply.Write] = [], done: @escaping ([MockReply.Write], Bool) -> Void
-    ) {
-        guard self.active else {
-            done(sentSoFar, false)
-            return
-        }
-        guard let next = writes.first else {
-            context.writeAndFlush(self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
-                if !keepAlive { context.close(promise: nil) }
-            }
-            self.state = .idle
-            done(sentSoFar, true)
-            return
-        }
-        let emit = {
-            guard self.active else {
-                done(sentSoFar, false)
+    /// Sends what may be sent now: writes whose delay is zero, while the channel is writable.
+    private func pump(context: ChannelHandlerContext) {
+        guard case .sending(var sending) = self.state, !sending.waitingForDelay else { return }
+        while context.channel.isWritable {
+            if let stall = sending.stallAfter, sending.sent >= stall {
+                self.state = .silent(sending)
                 return
             }
+            guard let next = sending.writes.first else {
+                self.state = .idle
+                let keepAlive = sending.keepAlive
+                context.writeAndFlush(self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+                    if !keepAlive { context.close(promise: nil) }
+                }
+                self.finishRecord(sending, completed: true)
+                return
+            }
+            if next.delayMilliseconds > 0 {
+                sending.waitingForDelay = true
+                sending.writes[sending.writes.startIndex].delayMilliseconds = 0
+                self.state = .sending(sending)
+                context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(next.delayMilliseconds)) {
+                    guard case .sending(var current) = self.state else { return }
+                    current.waitingForDelay = false
+                    self.state = .sending(current)
+                    self.pump(context: context)
+                }
+                return
+            }
+            sending.writes.removeFirst()
+            sending.sent += 1
+            sending.hasher.update(data: next.bytes)
             context.writeAndFlush(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: next.bytes)))), promise: nil)
-            self.send(context: context, writes: writes.dropFirst(), keepAlive: keepAlive, sentSoFar: sentSoFar + [next], done: done)
         }
-        if next.delayMilliseconds > 0 {
-            context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(next.delayMilliseconds), emit)
-        } else {
-            emit()
-        }
+        self.state = .sending(sending)
+    }
+
+    private func finishRecord(_ sending: Sending, completed: Bool) {
+        guard var entry = sending.entry, let recorder = self.recorder else { return }
+        entry["response_sha256"] = sending.hasher.finalize().hexString
+        entry["completed"] = completed
+        recorder.record(entry)
     }
 
     private static func carries(key: String, in headers: HTTPHeaders) -> Bool {
         headers.first(name: "authorization") == "Bearer \(key)" || headers.first(name: "x-api-key") == key
             || headers.first(name: "api-key") == key
     }
+}
+
+extension Sequence where Element == UInt8 {
+    var hexString: String { self.map { String(format: "%02x", $0) }.joined() }
 }
