@@ -92,6 +92,11 @@ final class ProxyExchangeHandler: HTTPExchangeHandler {
                                      body: body, record: &record, connection: connection)
         }
 
+        // A client that asked to wait (`Expect: 100-continue`) is told to send its body now.
+        if head.headers["expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+            try? await connection.outbound.write(.head(HTTPResponseHead(version: head.version, status: .continue)))
+        }
+
         // LLM operations are read whole (bounded by the body limit) so the prompt is recorded,
         // and later masked and checked by policy, before any byte goes upstream. Everything else
         // streams through.
