@@ -25,20 +25,11 @@ enum AnthropicMessages {
         var model: String?
         var content: [JSONValue]?
         var stopReason: String?
-        var usage: Usage?
+        var usage: TokenUsage?
         var error: ErrorBody?
         enum CodingKeys: String, CodingKey {
             case id, type, model, content, usage, error
             case stopReason = "stop_reason"
-        }
-    }
-
-    struct Usage: Decodable {
-        var inputTokens: Int?
-        var outputTokens: Int?
-        enum CodingKeys: String, CodingKey {
-            case inputTokens = "input_tokens"
-            case outputTokens = "output_tokens"
         }
     }
 
@@ -55,7 +46,7 @@ enum AnthropicMessages {
         var index: Int?
         var contentBlock: JSONValue?
         var delta: Delta?
-        var usage: Usage?
+        var usage: TokenUsage?
         var error: ErrorBody?
         enum CodingKeys: String, CodingKey {
             case type, message, index, delta, usage, error

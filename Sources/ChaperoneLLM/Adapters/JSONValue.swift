@@ -70,3 +70,13 @@ enum ProviderJSON {
         try? JSONDecoder().decode(type, from: Data(text.utf8))
     }
 }
+
+/// `{"input_tokens", "output_tokens"}`, as Anthropic and the OpenAI Responses API report usage.
+struct TokenUsage: Decodable {
+    var inputTokens: Int?
+    var outputTokens: Int?
+    enum CodingKeys: String, CodingKey {
+        case inputTokens = "input_tokens"
+        case outputTokens = "output_tokens"
+    }
+}

@@ -19,17 +19,9 @@ enum OpenAIResponses {
         var model: String?
         var status: String?
         var output: [JSONValue]?
-        var usage: Usage?
+        var usage: TokenUsage?
         var error: ProviderError?
         var incompleteDetails: IncompleteDetails?
-        struct Usage: Decodable {
-            var inputTokens: Int?
-            var outputTokens: Int?
-            enum CodingKeys: String, CodingKey {
-                case inputTokens = "input_tokens"
-                case outputTokens = "output_tokens"
-            }
-        }
         struct IncompleteDetails: Decodable { var reason: String? }
         enum CodingKeys: String, CodingKey {
             case id, model, status, output, usage, error
@@ -69,18 +61,22 @@ enum OpenAIResponses {
     static func message(from item: JSONValue) -> AuditEvent.Message {
         switch item["type"]?.stringValue {
         case "function_call":
-            let call = AuditEvent.ToolCall(
-                id: item["call_id"]?.stringValue ?? item["id"]?.stringValue,
-                name: item["name"]?.stringValue ?? "",
-                arguments: item["arguments"]?.stringValue ?? ""
-            )
-            return .init(role: "assistant", content: "", toolCalls: [call])
+            return .init(role: "assistant", content: "", toolCalls: [Self.functionCall(from: item)])
         case "function_call_output":
             let output = item["output"].map { $0.stringValue ?? $0.jsonText } ?? ""
             return .init(role: "tool", content: output, toolCallID: item["call_id"]?.stringValue)
         default:
             return .init(role: item["role"]?.stringValue ?? "user", content: OpenAIContent.text(of: item["content"]))
         }
+    }
+
+    /// A `function_call` item, in a request's input or a response's output.
+    static func functionCall(from item: JSONValue) -> AuditEvent.ToolCall {
+        AuditEvent.ToolCall(
+            id: item["call_id"]?.stringValue ?? item["id"]?.stringValue,
+            name: item["name"]?.stringValue ?? "",
+            arguments: item["arguments"]?.stringValue ?? ""
+        )
     }
 
     static func summarizeResponse(_ body: [UInt8]) -> ResponseSummary {
@@ -108,11 +104,7 @@ enum OpenAIResponses {
                     texts.append(contentsOf: parts.compactMap { $0["text"]?.stringValue ?? $0["refusal"]?.stringValue })
                 }
             case "function_call":
-                summary.toolCalls.append(.init(
-                    id: item["call_id"]?.stringValue ?? item["id"]?.stringValue,
-                    name: item["name"]?.stringValue ?? "",
-                    arguments: item["arguments"]?.stringValue ?? ""
-                ))
+                summary.toolCalls.append(Self.functionCall(from: item))
             default: break
             }
         }
@@ -139,11 +131,7 @@ enum OpenAIResponses {
                 if !self.finished { self.summary.text += payload.delta ?? "" }
             case "response.output_item.done":
                 if !self.finished, let item = payload.item, item["type"]?.stringValue == "function_call" {
-                    self.summary.toolCalls.append(.init(
-                        id: item["call_id"]?.stringValue ?? item["id"]?.stringValue,
-                        name: item["name"]?.stringValue ?? "",
-                        arguments: item["arguments"]?.stringValue ?? ""
-                    ))
+                    self.summary.toolCalls.append(OpenAIResponses.functionCall(from: item))
                 }
             case "response.completed", "response.incomplete", "response.failed":
                 if let response = payload.response {
