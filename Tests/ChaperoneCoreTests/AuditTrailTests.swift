@@ -9,8 +9,8 @@ final class CollectingSink: AuditSink, @unchecked Sendable {
     private let lock = NSLock()
     private var stored: [AuditRecord] = []
     var records: [AuditRecord] { self.lock.withLock { self.stored } }
-    func write(_ record: AuditRecord) async throws { self.lock.withLock { self.stored.append(record) } }
-    func close() async throws {}
+    func write(_ record: AuditRecord) throws { self.lock.withLock { self.stored.append(record) } }
+    func close() throws {}
 }
 
 @Suite("Audit trail")
@@ -43,6 +43,22 @@ struct AuditTrailTests {
             #expect(try CanonicalJSON.encode(record.event) == record.canonicalJSON)
             let decoded = try JSONDecoder().decode(AuditEvent.self, from: record.canonicalJSON)
             #expect(decoded == record.event)
+        }
+    }
+
+    @Test("records from many concurrent callers reach the sink in seq order")
+    func concurrentOrder() async {
+        let sink = CollectingSink()
+        let trail = AuditTrail(sinks: [sink], logger: Logger(label: "test"))
+        await withTaskGroup(of: Void.self) { group in
+            for index in 0..<500 {
+                group.addTask { await trail.record(self.event(.llmRequest, text: "\(index)")) }
+            }
+        }
+        let records = sink.records
+        #expect(records.map(\.event.seq) == Array(1...500))
+        for index in 1..<records.count {
+            #expect(records[index].event.prevHash == CanonicalJSON.sha256Hex(records[index - 1].canonicalJSON))
         }
     }
 

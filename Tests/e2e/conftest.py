@@ -195,6 +195,9 @@ class MockUpstream:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def __repr__(self) -> str:
+        return f"MockUpstream(pid={self.proc.pid}, port={self.port})"
+
 
 def start_mock(directory: Path) -> MockUpstream:
     directory.mkdir(parents=True, exist_ok=True)
@@ -244,6 +247,9 @@ class Proxy:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def __repr__(self) -> str:
+        return f"Proxy(pid={self.proc.pid}, port={self.port}, admin_port={self.admin_port}, dir={self.directory})"
 
     @property
     def admin_url(self) -> str:
@@ -402,11 +408,14 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     if report.failed and call.when in ("setup", "call"):
-        for name, process in list(_RUNNING.items()):
+        processes = list(_RUNNING.items())
+        for value in getattr(item, "funcargs", {}).values():
+            if isinstance(value, Proxy) and value is not _RUNNING.get("proxy"):
+                processes.append(("test's own proxy", value))
+        for name, process in processes:
             report.sections.append((f"{name} log (tail)", tail(process.log, 6000)))
-        for process in item.funcargs.values() if hasattr(item, "funcargs") else ():
-            if isinstance(process, Proxy) and process is not _RUNNING.get("proxy"):
-                report.sections.append(("extra proxy log (tail)", tail(process.log, 6000)))
+            if isinstance(process, Proxy):
+                report.sections.append((f"{name} audit file (tail)", tail(process.audit.path, 4000)))
 
 
 # --------------------------------------------------------------------------------------------

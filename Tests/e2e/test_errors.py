@@ -217,6 +217,26 @@ def test_request_body_too_large(proxy, mock, oai, test_id):
     assert big not in json.dumps(event)
 
 
+def test_request_body_too_large_anthropic_shape(proxy, mock, ant, test_id):
+    with pytest.raises(anthropic.APIStatusError) as raised:
+        ant.messages.create(
+            model="claude-e2e",
+            max_tokens=8,
+            messages=[{"role": "user", "content": "z" * (2 * 1024 * 1024)}],
+            extra_headers={TEST_ID_HEADER: test_id},
+        )
+    error = raised.value
+    assert error.status_code == 413
+    assert error.response.headers["x-chaperone-error"] == "request_too_large"
+    payload = error.response.json()
+    assert payload["type"] == "error"
+    assert payload["error"]["type"] == "request_too_large"
+    assert "limits.max_request_body" in payload["error"]["message"]
+    assert_no_upstream_contact(mock, test_id)
+    event = proxy.audit.wait_event(exchange_id_of(error.response.headers), "llm.response")
+    assert (event["outcome"], event["http"]["status"], event["http"]["upstream"]) == ("rejected", 413, "anthropic")
+
+
 def test_request_body_too_large_without_content_length(proxy, mock, test_id):
     # A chunked body has no declared length: the proxy counts while reading and stops at the limit.
     def chunks():

@@ -32,7 +32,6 @@ def connection_refused(port: int) -> bool:
 
 
 def test_client_disconnect_mid_stream(proxy, mock, oai, test_id):
-    started = time.monotonic()
     with httpx.Client(timeout=10) as client:
         with client.stream(
             "POST",
@@ -59,10 +58,10 @@ def test_client_disconnect_mid_stream(proxy, mock, oai, test_id):
     assert event["content"]["response_text"].startswith("piece0 piece1 ")
     assert "piece199" not in event["content"]["response_text"]
 
-    # The upstream stream was cancelled too, long before its 200 pieces were out.
+    # The upstream stream was cancelled too, before its 200 pieces were out (the mock records
+    # completed=false only when its client, the proxy, went away mid-stream).
     record = mock.record.wait_test_id(test_id)
     assert record["completed"] is False
-    assert time.monotonic() - started < 3.5, "the upstream ran to the end instead of being cancelled"
 
     # And the proxy serves the next request as usual.
     completion = oai.chat.completions.create(model="gpt-e2e", messages=[{"role": "user", "content": "next"}])

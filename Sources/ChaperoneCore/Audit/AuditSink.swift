@@ -14,10 +14,14 @@ public struct AuditRecord: Sendable {
 }
 
 /// Where audit records go. The JSON-lines file and stdout are sinks today; the on-disk spool and
-/// shipper to the collector (issue P4) plug in here. `write` returns once the record is as durable
-/// as that sink promises; the proxy releases the end of an exchange to the agent only after the
-/// exchange's record has been written.
+/// shipper to the collector (issue P4) plug in here.
+///
+/// `write` is synchronous on purpose: the trail calls it while it holds the stream's order, so a
+/// sink sees records strictly in `seq` order, with no suspension in between where another record
+/// could overtake (an `async` write would let the trail's actor interleave two records). It
+/// returns once the record is as durable as the sink promises; the proxy releases the end of an
+/// exchange to the agent only after the exchange's record has been written.
 public protocol AuditSink: Sendable {
-    func write(_ record: AuditRecord) async throws
-    func close() async throws
+    func write(_ record: AuditRecord) throws
+    func close() throws
 }

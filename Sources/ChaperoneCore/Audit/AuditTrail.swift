@@ -22,9 +22,10 @@ public actor AuditTrail {
         self.logger = logger
     }
 
-    /// Seals `event` into the stream and writes it to every sink. Returns the sealed record.
+    /// Seals `event` into the stream and writes it to every sink, in `seq` order. Returns the
+    /// sealed record. Nothing in here suspends, so records cannot overtake one another.
     @discardableResult
-    public func record(_ event: AuditEvent) async -> AuditRecord {
+    public func record(_ event: AuditEvent) -> AuditRecord {
         var event = event
         let now = WallClock.nowNanoseconds()
         event.eventID = UUIDv7(unixMilliseconds: now / 1_000_000).description
@@ -44,7 +45,7 @@ public actor AuditTrail {
         self.previousHash = CanonicalJSON.sha256Hex(record.canonicalJSON)
         for sink in self.sinks {
             do {
-                try await sink.write(record)
+                try sink.write(record)
             } catch {
                 self.logger.error(
                     "audit.sink_write_failed",
@@ -55,9 +56,9 @@ public actor AuditTrail {
         return record
     }
 
-    public func close() async {
+    public func close() {
         for sink in self.sinks {
-            try? await sink.close()
+            try? sink.close()
         }
     }
 }

@@ -51,7 +51,7 @@ public final class JSONLinesSink: AuditSink, @unchecked Sendable {
         self.ownsDescriptor = false
     }
 
-    public func write(_ record: AuditRecord) async throws {
+    public func write(_ record: AuditRecord) throws {
         var line = record.canonicalJSON
         line.append(0x0a)
         try self.lock.withLock {
@@ -70,7 +70,7 @@ public final class JSONLinesSink: AuditSink, @unchecked Sendable {
         }
     }
 
-    public func close() async throws {
+    public func close() throws {
         if self.ownsDescriptor {
             _ = Glibc_close(self.fd)
         }

@@ -37,6 +37,10 @@ public final class Upstream: Sendable {
             connectionPool: .init(idleTimeout: .seconds(60)),
             decompression: .disabled
         )
+        // A refused connection or a failed TLS handshake is answered at once with a clear 502,
+        // instead of being retried silently until `timeouts.connect`: the agent's SDK has its own
+        // retry with backoff, and a misconfigured upstream should say so without a wait.
+        configuration.connectionPool.retryConnectionEstablishment = false
         configuration.httpVersion = .http1Only
         self.client = HTTPClient(eventLoopGroupProvider: .shared(eventLoopGroup), configuration: configuration)
     }
