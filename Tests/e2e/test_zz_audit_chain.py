@@ -9,7 +9,11 @@ import re
 from collections import defaultdict
 from datetime import datetime
 
-from conftest import exchange_id_of
+import jsonschema
+
+from conftest import REPO, exchange_id_of
+
+SCHEMA = json.loads((REPO / "docs" / "audit-event.schema.json").read_text())
 
 UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
@@ -32,6 +36,13 @@ def test_audit_chain_and_events(proxy, oai, ant):
     lines = data[:-1].split(b"\n")
     assert len(lines) >= 4
     events = [json.loads(line) for line in lines]
+
+    # Every event the suite produced matches the published JSON Schema (docs/audit-event.schema.json).
+    jsonschema.Draft202012Validator.check_schema(SCHEMA)
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    for index, event in enumerate(events):
+        problems = [f"{'/'.join(map(str, error.path))}: {error.message}" for error in validator.iter_errors(event)]
+        assert not problems, f"line {index + 1} ({event.get('kind')}) does not match the schema: {problems}"
 
     # The chain: seq 1, 2, 3… and each prev_hash is the sha256 of the previous line as written.
     previous_hash = "0" * 64
