@@ -33,6 +33,9 @@ struct ChaperoneProxyCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @Option(name: .long, help: "Log format on stderr: json (default when stderr is not a terminal) or text.")
+    var logFormat: String = JSONLogHandler.defaultFormat
+
     @Option(name: .long, help: "Event-loop threads (default: one per core). A sidecar rarely needs more than 1-2.")
     var threads: Int?
 
@@ -43,8 +46,12 @@ struct ChaperoneProxyCommand: AsyncParsableCommand {
         guard let level = Logger.Level(rawValue: self.logLevel) else {
             throw ValidationError("--log-level: '\(self.logLevel)' is not one of trace, debug, info, notice, warning, error, critical")
         }
+        guard ["json", "text"].contains(self.logFormat) else {
+            throw ValidationError("--log-format: '\(self.logFormat)' is not json or text")
+        }
+        let json = self.logFormat == "json"
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler: any LogHandler = json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
         }

@@ -1,0 +1,59 @@
+public import Logging
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A swift-log handler that writes one JSON object per line to stderr:
+/// `{"time":…,"level":…,"logger":…,"message":…,<metadata>}`. Metadata keys stay as given
+/// (dot-namespaced, e.g. `exchange.id`), so log pipelines can index them without parsing text.
+public struct JSONLogHandler: LogHandler {
+    public var logLevel: Logger.Level = .info
+    public var metadata: Logger.Metadata = [:]
+    public var metadataProvider: Logger.MetadataProvider?
+    private let label: String
+    private static let lock = NSLock()
+
+    public init(label: String, metadataProvider: Logger.MetadataProvider? = nil) {
+        self.label = label
+        self.metadataProvider = metadataProvider
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { self.metadata[key] }
+        set { self.metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var fields: [String: String] = [:]
+        for (key, value) in self.metadata { fields[key] = "\(value)" }
+        for (key, value) in self.metadataProvider?.get() ?? [:] { fields[key] = "\(value)" }
+        for (key, value) in event.metadata ?? [:] { fields[key] = "\(value)" }
+        fields["time"] = WallClock.rfc3339(nanoseconds: WallClock.nowNanoseconds())
+        fields["level"] = event.level.rawValue
+        fields["logger"] = self.label
+        fields["message"] = "\(event.message)"
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        guard var line = try? encoder.encode(fields) else { return }
+        line.append(0x0a)
+        Self.lock.withLock {
+            line.withUnsafeBytes { raw in
+                guard let base = raw.baseAddress else { return }
+                var offset = 0
+                while offset < raw.count {
+                    let written = write(STDERR_FILENO, base + offset, raw.count - offset)
+                    if written <= 0 { return }
+                    offset += written
+                }
+            }
+        }
+    }
+
+    /// `json` unless stderr is a terminal, where people read `text` more easily.
+    public static var defaultFormat: String { isatty(STDERR_FILENO) == 1 ? "text" : "json" }
+}
