@@ -76,6 +76,8 @@ let package = Package(
             name: "chaperone-proxy",
             dependencies: [
                 "ChaperoneProxy",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

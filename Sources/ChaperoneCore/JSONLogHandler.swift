@@ -33,16 +33,15 @@ public struct JSONLogHandler: LogHandler {
         for (key, value) in self.metadata { fields[key] = "\(value)" }
         for (key, value) in self.metadataProvider?.get() ?? [:] { fields[key] = "\(value)" }
         for (key, value) in event.metadata ?? [:] { fields[key] = "\(value)" }
-        fields["time"] = WallClock.rfc3339(nanoseconds: WallClock.nowNanoseconds())
-        fields["level"] = event.level.rawValue
-        fields["logger"] = self.label
-        fields["message"] = "\(event.message)"
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        guard var line = try? encoder.encode(fields) else { return }
-        line.append(0x0a)
+        var line = "{\"time\":\"\(WallClock.rfc3339(nanoseconds: WallClock.nowNanoseconds()))\",\"level\":\"\(event.level.rawValue)\""
+        line += ",\"logger\":\(JSONString.quote(self.label)),\"message\":\(JSONString.quote("\(event.message)"))"
+        for (key, value) in fields.sorted(by: { $0.key < $1.key }) where !["time", "level", "logger", "message"].contains(key) {
+            line += ",\(JSONString.quote(key)):\(JSONString.quote(value))"
+        }
+        line += "}\n"
         Self.lock.withLock {
-            line.withUnsafeBytes { raw in
+            var bytes = line
+            bytes.withUTF8 { raw in
                 guard let base = raw.baseAddress else { return }
                 var offset = 0
                 while offset < raw.count {

@@ -10,13 +10,11 @@ import UnixSignals
 public struct ProxyApplication: Sendable {
     public let configuration: ProxyConfiguration
     public let logger: Logger
-    /// Event-loop threads for the listeners and the upstream clients; nil for one per core.
-    public let threads: Int?
 
-    public init(configuration: ProxyConfiguration, logger: Logger, threads: Int? = nil) {
+    /// Runs on `MultiThreadedEventLoopGroup.singleton`, sized by `NIOSingletons.groupLoopCountSuggestion`.
+    public init(configuration: ProxyConfiguration, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
-        self.threads = threads
     }
 
     /// The self-reported identity of this pod, from the downward-API environment the injector sets.
@@ -50,7 +48,7 @@ public struct ProxyApplication: Sendable {
         let trail = AuditTrail(sinks: sinks, logger: self.logger)
         let metrics = ProxyMetrics()
         let readiness = Readiness()
-        let eventLoopGroup = self.threads.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) } ?? MultiThreadedEventLoopGroup.singleton
+        let eventLoopGroup = MultiThreadedEventLoopGroup.singleton
 
         var upstreams: [String: Upstream] = [:]
         for (name, upstreamConfig) in config.upstreams {

@@ -3,6 +3,8 @@ import ChaperoneCore
 import ChaperoneProxy
 import Foundation
 import Logging
+import NIOCore
+import NIOPosix
 
 @main
 struct ChaperoneProxyCommand: AsyncParsableCommand {
@@ -71,10 +73,14 @@ struct ChaperoneProxyCommand: AsyncParsableCommand {
             }
             return
         }
-        if let threads = self.threads, threads < 1 {
-            throw ValidationError("--threads must be at least 1")
+        if let threads = self.threads {
+            guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+            NIOSingletons.groupLoopCountSuggestion = threads
         }
-        try await ProxyApplication(configuration: configuration, logger: logger, threads: self.threads).run()
+        // Run Swift concurrency's tasks on the NIO event loops themselves, so an exchange does not
+        // hop between the concurrency pool and the loop that owns its sockets on every read and write.
+        NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+        try await ProxyApplication(configuration: configuration, logger: logger).run()
     }
 
     static func address(_ text: String, option: String) throws -> ProxyConfiguration.ListenAddress {

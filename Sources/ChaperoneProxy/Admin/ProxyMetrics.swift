@@ -1,11 +1,39 @@
+import NIOConcurrencyHelpers
 public import Prometheus
 
 /// The proxy's Prometheus metrics. Names follow `chaperone_proxy_<what>_<unit>`; label names are
-/// the ones an operator filters by (`upstream`, `operation`, `status_class`, `reason`).
+/// the ones an operator filters by (`upstream`, `operation`, `status_class`, `outcome`, `reason`).
+/// Handles are made once per label set and kept, so recording on the hot path is a dictionary
+/// look-up and an atomic add.
 public struct ProxyMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     private let activeStreams: Gauge
-    private let activeConnections: Gauge
+    private let cache = NIOLockedValueBox(Cache())
+
+    private struct Route: Hashable {
+        var upstream: String
+        var operation: String
+    }
+
+    private struct Outcome: Hashable {
+        var route: Route
+        var statusClass: Int
+        var outcome: String
+    }
+
+    private struct RouteHandles {
+        var duration: DurationHistogram
+        var timeToFirstByte: DurationHistogram
+        var requestBytes: Counter
+        var responseBytes: Counter
+    }
+
+    private struct Cache {
+        var routes: [Route: RouteHandles] = [:]
+        var requests: [Outcome: Counter] = [:]
+        var auditEvents: [String: Counter] = [:]
+        var upstreamErrors: [[String]: Counter] = [:]
+    }
 
     static let latencyBuckets: [Duration] = [
         .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
@@ -15,12 +43,12 @@ public struct ProxyMetrics: Sendable {
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
-        self.activeStreams = registry.makeGauge(descriptor: .init(
-            namespace: "chaperone", subsystem: "proxy", metricName: "active_streams", unitName: "",
-            helpText: "Exchanges whose response is being streamed to the agent right now."))
-        self.activeConnections = registry.makeGauge(descriptor: .init(
-            namespace: "chaperone", subsystem: "proxy", metricName: "active_connections", unitName: "",
-            helpText: "Open connections from agents."))
+        self.activeStreams = registry.makeGauge(descriptor: Self.descriptor(
+            "active_streams", unit: "", "Exchanges whose response is being streamed to the agent right now."))
+    }
+
+    private static func descriptor(_ name: String, unit: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "chaperone", subsystem: "proxy", metricName: name, unitName: unit, helpText: help)
     }
 
     /// One finished exchange.
@@ -28,54 +56,69 @@ public struct ProxyMetrics: Sendable {
         upstream: String, operation: String, status: Int, outcome: String,
         duration: Duration, ttfb: Duration?, bytesIn: Int, bytesOut: Int
     ) {
-        let labels = [("upstream", upstream), ("operation", operation)]
-        self.registry.makeCounter(
-            descriptor: .init(namespace: "chaperone", subsystem: "proxy", metricName: "requests", unitName: "total",
-                              helpText: "Requests handled, by upstream, operation, HTTP status class and outcome."),
-            labels: labels + [("status_class", "\(status / 100)xx"), ("outcome", outcome)]
-        ).increment()
-        self.registry.makeDurationHistogram(
-            descriptor: .init(namespace: "chaperone", subsystem: "proxy", metricName: "request_duration", unitName: "seconds",
-                              helpText: "Whole exchange, request head to last response byte."),
-            labels: labels, buckets: Self.latencyBuckets
-        ).record(duration)
-        if let ttfb {
-            self.registry.makeDurationHistogram(
-                descriptor: .init(namespace: "chaperone", subsystem: "proxy", metricName: "time_to_first_byte", unitName: "seconds",
-                                  helpText: "Request head to the upstream's response head."),
-                labels: labels, buckets: Self.latencyBuckets
-            ).record(ttfb)
+        let route = Route(upstream: upstream, operation: operation)
+        let key = Outcome(route: route, statusClass: status / 100, outcome: outcome)
+        let (handles, requests) = self.cache.withLockedValue { cache in
+            (cache.routes[route] ?? self.makeRouteHandles(route, in: &cache), cache.requests[key] ?? self.makeRequestCounter(key, in: &cache))
         }
-        self.registry.makeCounter(
-            descriptor: .init(namespace: "chaperone", subsystem: "proxy", metricName: "request_bytes", unitName: "total",
-                              helpText: "Request body bytes received from agents."),
-            labels: labels
-        ).increment(by: Int64(bytesIn))
-        self.registry.makeCounter(
-            descriptor: .init(namespace: "chaperone", subsystem: "proxy", metricName: "response_bytes", unitName: "total",
-                              helpText: "Response body bytes sent to agents."),
-            labels: labels
-        ).increment(by: Int64(bytesOut))
+        requests.increment()
+        handles.duration.record(duration)
+        if let ttfb { handles.timeToFirstByte.record(ttfb) }
+        handles.requestBytes.increment(by: Int64(bytesIn))
+        handles.responseBytes.increment(by: Int64(bytesOut))
+    }
+
+    private func makeRouteHandles(_ route: Route, in cache: inout Cache) -> RouteHandles {
+        let labels = [("upstream", route.upstream), ("operation", route.operation)]
+        let handles = RouteHandles(
+            duration: self.registry.makeDurationHistogram(
+                descriptor: Self.descriptor("request_duration", unit: "seconds", "Whole exchange, request head to last response byte."),
+                labels: labels, buckets: Self.latencyBuckets),
+            timeToFirstByte: self.registry.makeDurationHistogram(
+                descriptor: Self.descriptor("time_to_first_byte", unit: "seconds", "Request head to the upstream's response head."),
+                labels: labels, buckets: Self.latencyBuckets),
+            requestBytes: self.registry.makeCounter(
+                descriptor: Self.descriptor("request_bytes", unit: "total", "Request body bytes received from agents."), labels: labels),
+            responseBytes: self.registry.makeCounter(
+                descriptor: Self.descriptor("response_bytes", unit: "total", "Response body bytes sent to agents."), labels: labels)
+        )
+        cache.routes[route] = handles
+        return handles
+    }
+
+    private func makeRequestCounter(_ key: Outcome, in cache: inout Cache) -> Counter {
+        let counter = self.registry.makeCounter(
+            descriptor: Self.descriptor("requests", unit: "total", "Requests handled, by upstream, operation, HTTP status class and outcome."),
+            labels: [("upstream", key.route.upstream), ("operation", key.route.operation),
+                     ("status_class", "\(key.statusClass)xx"), ("outcome", key.outcome)]
+        )
+        cache.requests[key] = counter
+        return counter
     }
 
     func upstreamError(upstream: String, reason: String) {
-        self.registry.makeCounter(
-            descriptor: .init(namespace: "chaperone", subsystem: "proxy", metricName: "upstream_errors", unitName: "total",
-                              helpText: "Upstream failures: connect, tls, timeout, reset."),
-            labels: [("upstream", upstream), ("reason", reason)]
-        ).increment()
+        let counter = self.cache.withLockedValue { cache in
+            if let counter = cache.upstreamErrors[[upstream, reason]] { return counter }
+            let counter = self.registry.makeCounter(
+                descriptor: Self.descriptor("upstream_errors", unit: "total", "Upstream failures: connect, tls, timeout, reset."),
+                labels: [("upstream", upstream), ("reason", reason)])
+            cache.upstreamErrors[[upstream, reason]] = counter
+            return counter
+        }
+        counter.increment()
     }
 
     func auditEventRecorded(kind: String) {
-        self.registry.makeCounter(
-            descriptor: .init(namespace: "chaperone", subsystem: "proxy", metricName: "audit_events", unitName: "total",
-                              helpText: "Audit events recorded, by kind."),
-            labels: [("kind", kind)]
-        ).increment()
+        let counter = self.cache.withLockedValue { cache in
+            if let counter = cache.auditEvents[kind] { return counter }
+            let counter = self.registry.makeCounter(
+                descriptor: Self.descriptor("audit_events", unit: "total", "Audit events recorded, by kind."), labels: [("kind", kind)])
+            cache.auditEvents[kind] = counter
+            return counter
+        }
+        counter.increment()
     }
 
     func streamStarted() { self.activeStreams.increment() }
     func streamEnded() { self.activeStreams.decrement() }
-    func connectionOpened() { self.activeConnections.increment() }
-    func connectionClosed() { self.activeConnections.decrement() }
 }
