@@ -13,6 +13,13 @@ final class CollectingSink: AuditSink, @unchecked Sendable {
     func close() throws {}
 }
 
+/// Foundation's encoder with sorted keys: the definition the hand-written writer must match.
+func referenceEncoding(_ event: AuditEvent) throws -> Data {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    return try encoder.encode(event)
+}
+
 @Suite("Audit trail")
 struct AuditTrailTests {
     func event(_ kind: AuditEvent.Kind, text: String = "hi") -> AuditEvent {
@@ -40,7 +47,7 @@ struct AuditTrailTests {
         #expect(records.allSatisfy { $0.event.streamID == trail.streamID })
         // The stored line is the canonical encoding of the stored event.
         for record in records {
-            #expect(try CanonicalJSON.encode(record.event) == record.canonicalJSON)
+            #expect(try referenceEncoding(record.event) == record.canonicalJSON)
             let decoded = try JSONDecoder().decode(AuditEvent.self, from: record.canonicalJSON)
             #expect(decoded == record.event)
         }
@@ -79,6 +86,38 @@ struct AuditTrailTests {
         #expect(text.contains(#""path":"/v1/chat/completions""#))
         #expect(!text.contains("null"))
         #expect(!text.contains("\n"))
+    }
+
+    @Test("the hand-written canonical JSON matches Foundation's sorted-keys encoding byte for byte")
+    func canonicalWriterMatchesReference() throws {
+        let tricky = "quote \" backslash \\ slash / newline \n tab \t cr \r bell \u{07} nul \u{00} del \u{7f} é 漢字 🚀 \u{2028}"
+        let call = AuditEvent.ToolCall(id: "call_1", name: "run", arguments: #"{"cmd":"ls -la /tmp"}"#)
+        var full = AuditEvent(
+            kind: .llmResponse, sessionID: "session \(tricky)", exchangeID: "x1",
+            source: .init(cluster: "c", namespace: "ns", pod: "p", podUID: "uid", container: "agent", node: "n",
+                          serviceAccount: "sa", initiator: tricky, selfReported: true),
+            http: .init(method: "POST", upstream: "openai", path: "/v1/chat/completions", status: 200, bytesIn: 10, bytesOut: 20,
+                        durationMicros: 1234, ttfbMicros: 56, requestSHA256: "aa", responseSHA256: "bb", responseContentType: "text/event-stream"),
+            genAI: .init(operation: .init(name: "chat"), provider: .init(name: "openai"),
+                         request: .init(model: "gpt-4o", stream: true, maxTokens: 100),
+                         response: .init(model: "gpt-4o-2024", id: "c1", finishReasons: ["stop", "length"]),
+                         usage: .init(inputTokens: 1, outputTokens: 2)),
+            content: .init(messages: [.init(role: "user", content: tricky, name: "bob", toolCallID: "t1", toolCalls: [call]),
+                                      .init(role: "tool", content: "")],
+                           responseText: tricky, toolCalls: [call, .init(id: nil, name: "x", arguments: "")], inputCount: 2, truncated: true),
+            findings: [.init(detector: "aws", direction: "request", fingerprint: "0123abcd")],
+            decision: .init(action: "allow", rules: ["r1", "r2"], approvalID: "a1", approvalOutcome: "approved"),
+            outcome: .completed, error: .init(type: "t", message: tricky)
+        )
+        full.eventID = "e1"
+        full.streamID = "s1"
+        full.seq = 42
+        full.prevHash = AuditTrail.genesisHash
+        full.time = "2026-01-01T00:00:00.000000Z"
+        #expect(String(decoding: full.canonicalJSON(), as: UTF8.self) == String(decoding: try referenceEncoding(full), as: UTF8.self))
+        var minimal = AuditEvent(kind: .httpEgress, sessionID: "s", source: .init())
+        minimal.genAI = .init(operation: .init(name: "embeddings"), provider: .init(name: "openai"), request: .init(model: nil))
+        #expect(String(decoding: minimal.canonicalJSON(), as: UTF8.self) == String(decoding: try referenceEncoding(minimal), as: UTF8.self))
     }
 
     @Test("UUIDv7: version and variant bits, time order")

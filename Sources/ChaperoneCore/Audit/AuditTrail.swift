@@ -33,14 +33,7 @@ public actor AuditTrail {
         event.seq = self.nextSeq
         event.prevHash = self.previousHash
         event.time = WallClock.rfc3339(nanoseconds: now)
-        let record: AuditRecord
-        do {
-            record = AuditRecord(event: event, canonicalJSON: try CanonicalJSON.encode(event))
-        } catch {
-            // Encoding our own value types cannot fail in practice; keep the chain intact anyway.
-            self.logger.error("audit.encode_failed", metadata: ["audit.kind": "\(event.kind)", "error": "\(error)"])
-            return AuditRecord(event: event, canonicalJSON: .init())
-        }
+        let record = AuditRecord(event: event, canonicalJSON: Data(event.canonicalJSON()))
         self.nextSeq += 1
         self.previousHash = CanonicalJSON.sha256Hex(record.canonicalJSON)
         for sink in self.sinks {

@@ -1,16 +1,11 @@
 public import Foundation
 import Crypto
 
-/// The one JSON form that event hashes are computed over: UTF-8, keys sorted, no insignificant
-/// whitespace, slashes unescaped, absent optionals omitted. Numbers in events are integers only,
-/// so the form does not depend on how a platform prints floating point.
+/// Hashing for the canonical JSON that event chains are computed over (UTF-8, keys sorted, no
+/// insignificant whitespace, slashes unescaped, absent optionals omitted; numbers in events are
+/// integers only, so the form does not depend on how a platform prints floating point). The
+/// writer is `AuditEvent.canonicalJSON()`.
 public enum CanonicalJSON {
-    public static func encode<T: Encodable>(_ value: T) throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return try encoder.encode(value)
-    }
-
     /// Lower-case hex SHA-256 of `bytes`.
     public static func sha256Hex<Bytes: DataProtocol>(_ bytes: Bytes) -> String {
         SHA256.hash(data: bytes).hexString

@@ -33,26 +33,45 @@ public enum WallClock {
 
 /// UUID version 7 (RFC 9562): 48-bit Unix milliseconds, then random bits, so ids sort by time.
 public struct UUIDv7: Sendable, Hashable, CustomStringConvertible {
-    public let bytes: [UInt8]
+    /// The 16 bytes, most significant first, as two big-endian halves.
+    public let high: UInt64
+    public let low: UInt64
 
     public init(unixMilliseconds: UInt64 = WallClock.nowNanoseconds() / 1_000_000) {
         var generator = SystemRandomNumberGenerator()
-        var bytes = [UInt8](repeating: 0, count: 16)
-        for index in 0..<6 {
-            bytes[index] = UInt8(truncatingIfNeeded: unixMilliseconds >> (8 * (5 - index)))
-        }
-        for index in 6..<16 {
-            bytes[index] = UInt8.random(in: 0...255, using: &generator)
-        }
-        bytes[6] = (bytes[6] & 0x0f) | 0x70  // version 7
-        bytes[8] = (bytes[8] & 0x3f) | 0x80  // RFC 4122 variant
-        self.bytes = bytes
+        let random = generator.next() as UInt64
+        // 48 bits of time, version 7, 12 random bits; then variant 0b10 and 62 random bits.
+        self.high = (unixMilliseconds << 16) | 0x7000 | (random & 0x0fff)
+        let more: UInt64 = generator.next()
+        self.low = (more & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000
     }
 
+    public var bytes: [UInt8] {
+        (0..<8).map { UInt8(truncatingIfNeeded: self.high >> (56 - 8 * $0)) }
+            + (0..<8).map { UInt8(truncatingIfNeeded: self.low >> (56 - 8 * $0)) }
+    }
+
+    /// `xxxxxxxx-xxxx-7xxx-yxxx-xxxxxxxxxxxx`, lower case.
     public var description: String {
-        let hex = self.bytes.hexString
-        let characters = Array(hex)
-        return String(characters[0..<8]) + "-" + String(characters[8..<12]) + "-" + String(characters[12..<16])
-            + "-" + String(characters[16..<20]) + "-" + String(characters[20..<32])
+        String(unsafeUninitializedCapacity: 36) { buffer in
+            let digits: StaticString = "0123456789abcdef"
+            var out = 0
+            func put(_ value: UInt64, nibbles: ClosedRange<Int>) {
+                for nibble in nibbles.reversed() {
+                    buffer[out] = digits.utf8Start[Int((value >> (4 * UInt64(nibble))) & 0xf)]
+                    out += 1
+                }
+            }
+            put(self.high, nibbles: 8...15)
+            buffer[out] = UInt8(ascii: "-"); out += 1
+            put(self.high, nibbles: 4...7)
+            buffer[out] = UInt8(ascii: "-"); out += 1
+            put(self.high, nibbles: 0...3)
+            buffer[out] = UInt8(ascii: "-"); out += 1
+            put(self.low, nibbles: 12...15)
+            buffer[out] = UInt8(ascii: "-"); out += 1
+            put(self.low, nibbles: 0...11)
+            return out
+        }
     }
 }

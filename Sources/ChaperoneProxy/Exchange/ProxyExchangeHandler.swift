@@ -146,6 +146,10 @@ final class ProxyExchangeHandler: HTTPExchangeHandler {
             await self.recordEvent(finished.completionEvent(limits: self.contentLimiter))
         }
         record = state.record
+        if state.agentGone {
+            await self.recordEvent(record.completionEvent(limits: self.contentLimiter))
+            return false
+        }
         if !state.responseStarted {
             // Nothing reached the agent yet: answer with a provider-shaped error of our own.
             let error = state.failure ?? .upstreamUnreachable(upstream: upstream.name, "no response")

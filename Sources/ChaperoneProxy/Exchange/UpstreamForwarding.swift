@@ -25,6 +25,8 @@ struct UpstreamForwarding: Sendable {
         var keepAlive = true
         /// Why no response could be given, when `responseStarted` is false.
         var failure: ProxyError?
+        /// The agent's connection failed before the response head could be written to it.
+        var agentGone = false
     }
 
     /// Runs the exchange; `finish` records the exchange once the response is complete or cut,
@@ -113,6 +115,7 @@ struct UpstreamForwarding: Sendable {
         } catch {
             if !box.result.responseStarted {
                 record.outcome = .clientDisconnected
+                box.result.agentGone = true
             } else {
                 let reason = Self.failureReason(error, timedOut: timedOut())
                 self.metrics.upstreamError(upstream: name, reason: reason)
