@@ -32,11 +32,22 @@ struct MockReply {
 /// - model `mock-bulk`: a 64 MiB stream sent as fast as the reader takes it (backpressure tests);
 /// - a request with `tools`: the model calls the first tool with `{"city":"Paris"}`;
 /// - otherwise the answer is "Hello from the mock upstream. This answer arrived in pieces."
-struct MockScript {
+struct MockScript: Sendable {
     let chunkDelay: Int64
+    /// Replies are a pure function of the request, so the last few are kept: a benchmark that
+    /// sends the same request over and over measures the proxies, not the mock's JSON work.
+    private let memo = ReplyMemo()
     static let answer = "Hello from the mock upstream. This answer arrived in pieces."
 
     func reply(method: String, path: String, body: [UInt8]) -> MockReply {
+        let key = ReplyMemo.Key(method: method, path: path, body: body)
+        if let reply = self.memo[key] { return reply }
+        let reply = self.compute(method: method, path: path, body: body)
+        self.memo[key] = reply
+        return reply
+    }
+
+    private func compute(method: String, path: String, body: [UInt8]) -> MockReply {
         let request = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] ?? [:]
         let model = request["model"] as? String ?? "mock-model"
         let stream = request["stream"] as? Bool ?? false
@@ -278,5 +289,28 @@ struct MockScript {
     static func jsonText(_ object: Any) -> String {
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// A small bounded cache of replies by request.
+final class ReplyMemo: @unchecked Sendable {
+    struct Key: Hashable {
+        var method: String
+        var path: String
+        var body: [UInt8]
+    }
+
+    private let lock = NSLock()
+    private var replies: [Key: MockReply] = [:]
+
+    subscript(key: Key) -> MockReply? {
+        get { self.lock.withLock { self.replies[key] } }
+        set {
+            guard key.body.count <= 64 * 1024 else { return }
+            self.lock.withLock {
+                if self.replies.count >= 64 { self.replies.removeAll(keepingCapacity: true) }
+                self.replies[key] = newValue
+            }
+        }
     }
 }

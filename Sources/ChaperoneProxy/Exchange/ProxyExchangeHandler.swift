@@ -52,7 +52,7 @@ final class ProxyExchangeHandler: HTTPExchangeHandler {
             outcome: record.outcome.rawValue, duration: record.elapsed, ttfb: record.timeToFirstByte,
             bytesIn: record.requestBytes, bytesOut: record.responseBytes
         )
-        logger.info("exchange.finished", metadata: [
+        logger.debug("exchange.finished", metadata: [
             "http.method": "\(record.method)", "upstream": "\(labels.upstream)", "http.path": "\(record.path)",
             "http.status": "\(record.status ?? 0)", "outcome": "\(record.outcome.rawValue)",
             "duration_ms": "\(ExchangeRecord.micros(record.elapsed) / 1000)",

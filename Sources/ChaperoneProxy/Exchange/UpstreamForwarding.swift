@@ -38,24 +38,22 @@ struct UpstreamForwarding: Sendable {
     ) async -> Result {
         let box = ResultBox(Result(record: record))
         let timedOut = NIOLockedValueBox(false)
-        await withTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                await self.forward(into: box, timedOut: { timedOut.withLockedValue { $0 } }, total: total, finish: finish)
-                return true
-            }
-            group.addTask {
-                do {
-                    try await Task.sleep(for: total.duration)
-                    return false
-                } catch {
-                    return true
-                }
-            }
-            if await group.next() == false {
-                timedOut.withLockedValue { $0 = true }
-            }
-            group.cancelAll()
+        // The total timeout is a timer on the connection's event loop, cancelled as soon as the
+        // exchange ends. (A racing `Task.sleep` child would keep its timer, and the memory it
+        // holds, until the full timeout elapsed even after being cancelled.)
+        let work = Task {
+            await self.forward(into: box, timedOut: { timedOut.withLockedValue { $0 } }, total: total, finish: finish)
         }
+        let timer = self.connection.eventLoop.scheduleTask(in: .milliseconds(total.milliseconds)) {
+            timedOut.withLockedValue { $0 = true }
+            work.cancel()
+        }
+        await withTaskCancellationHandler {
+            await work.value
+        } onCancel: {
+            work.cancel()
+        }
+        timer.cancel()
         return box.result
     }
 
@@ -183,8 +181,8 @@ struct UpstreamForwarding: Sendable {
     }
 }
 
-/// The forwarding result, written by the forwarding task and read by its parent after the task
-/// group has ended (the group's end orders the two).
+/// The forwarding result, written by the forwarding task and read by its parent after awaiting
+/// that task's value (which orders the two).
 private final class ResultBox: @unchecked Sendable {
     var result: UpstreamForwarding.Result
     init(_ result: UpstreamForwarding.Result) { self.result = result }

@@ -8,6 +8,8 @@ public import ServiceLifecycle
 struct ConnectionContext: Sendable {
     let outbound: NIOAsyncChannelOutboundWriter<HTTPServerResponsePart>
     let registry: ConnectionRegistry
+    /// The loop that owns the agent's connection, for timers.
+    let eventLoop: any EventLoop
     var isDraining: Bool { self.registry.isDraining }
 }
 
@@ -118,7 +120,7 @@ public final class HTTPServer: Service, Sendable {
         do {
             try await connection.executeThenClose { inbound, outbound in
                 let parts = InboundParts(inbound.makeAsyncIterator())
-                let context = ConnectionContext(outbound: outbound, registry: self.registry)
+                let context = ConnectionContext(outbound: outbound, registry: self.registry, eventLoop: channel.eventLoop)
                 while let part = try await parts.next() {
                     guard case .head(let head) = part else { break }
                     self.registry.beganExchange(channel)
