@@ -18,6 +18,7 @@ import sys
 
 MiB = 1024  # kB per MiB (VmRSS is in kB = KiB)
 IDLE_RSS_TARGET_KB = 24 * MiB
+OTHER_LOAD_WARNING = 0.3  # cores used by processes outside the benchmark during a run
 
 
 def parse_wrk(path):
@@ -33,6 +34,7 @@ def parse_wrk(path):
 
 def cmd_record(args):
     wrk = parse_wrk(args.wrk_output)
+    warmup = parse_wrk(args.warmup_output) if args.warmup_output else None
     samples = []
     if args.rss_samples:
         for line in open(args.rss_samples):
@@ -47,6 +49,18 @@ def cmd_record(args):
         "stream": bool(args.stream),
         "wrk": wrk,
     }
+    if args.wall_s:
+        # CPU the rest of the machine used during the measured run: all busy time minus the
+        # mock, the proxies and wrk. Other work on the 2 cores skews a run; it is reported.
+        other = args.system_busy_ticks / args.clk_tck - args.bench_ticks / args.clk_tck - args.wrk_cpu_s
+        record["machine"] = {
+            "wall_s": round(args.wall_s, 2),
+            "wrk_cpu_s": round(args.wrk_cpu_s, 2),
+            "system_busy_cores": round(args.system_busy_ticks / args.clk_tck / args.wall_s, 2),
+            "other_cpu_cores": round(max(0.0, other) / args.wall_s, 2),
+        }
+    if warmup:
+        record["warmup"] = {"requests": warmup["requests"], "errors": errors_of(warmup)}
     if samples:
         cpu_s = args.cpu_ticks / args.clk_tck
         record["process"] = {
@@ -75,7 +89,16 @@ def cmd_oneline(_args):
     p = r.get("process")
     if p:
         line += f"  rss max {p['rss_max_kb'] / MiB:.1f} MiB  cpu {p['cpu_us_per_request']} us/req"
+    m = r.get("machine")
+    if m:
+        line += f"  other load {m['other_cpu_cores']} cores"
     print(line)
+
+
+def cmd_quiet(_args):
+    """Exit 0 when the record on stdin was measured on an otherwise quiet machine."""
+    r = json.loads(sys.stdin.read())
+    return 0 if r.get("machine", {}).get("other_cpu_cores", 0) <= OTHER_LOAD_WARNING else 1
 
 
 def parse_metrics(path):
@@ -88,9 +111,7 @@ def parse_metrics(path):
     except OSError:
         return found
     for line in text.splitlines():
-        if line.startswith("#") or "status=" not in line:
-            continue
-        if "_bucket" in line or "_sum" in line:
+        if not line.startswith("chaperone_proxy_requests_total"):
             continue
         key, _, value = line.rpartition(" ")
         try:
@@ -98,6 +119,32 @@ def parse_metrics(path):
         except ValueError:
             pass
     return found
+
+
+def audit_check(path, runs, extra_requests):
+    """What chaperone-proxy audited, against what wrk and curl saw completed."""
+    if not path:
+        return None
+    kinds, outcomes = {}, {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                event = json.loads(line)
+                kinds[event["kind"]] = kinds.get(event["kind"], 0) + 1
+                if event["kind"] == "llm.response":
+                    key = f"{event.get('outcome')}/{event.get('http', {}).get('status')}"
+                    outcomes[key] = outcomes.get(key, 0) + 1
+    except OSError:
+        return None
+    completed = extra_requests + sum(r["wrk"]["requests"] + r.get("warmup", {}).get("requests", 0)
+                                     for r in runs if r["target"] == "chaperone")
+    return {
+        "events_by_kind": kinds,
+        "response_outcomes": outcomes,
+        "requests_completed_by_clients": completed,
+        "every_completed_request_audited": kinds.get("llm.request", 0) >= completed
+        and kinds.get("llm.response", 0) >= completed,
+    }
 
 
 def summarize(runs):
@@ -145,22 +192,26 @@ def evaluate_targets(summary, idle, loaded_scenario):
             continue
         c, e = t["chaperone"]["added_p50_us"], t["envoy"]["added_p50_us"]
         met = c <= e
-        detail = f"chaperone +{c} us vs Envoy +{e} us"
+        detail = f"chaperone {c:+,} µs vs Envoy {e:+,} µs"
         if not met:
-            detail += f": {c - e} us more added latency than Envoy ({pct(c, e):+.0f}% of Envoy's added p50)"
+            detail += f": missed by {c - e:,} µs"
+            if e > 0:
+                detail += f" ({c / e:.1f}× Envoy's added p50)"
         results.append({"target": f"added p50 <= Envoy's ({scenario})", "met": met, "detail": detail})
     if loaded_scenario in summary and {"chaperone", "envoy"} <= summary[loaded_scenario].keys():
         c = summary[loaded_scenario]["chaperone"]["rps"]
         e = summary[loaded_scenario]["envoy"]["rps"]
         met = c >= e
-        detail = f"chaperone {c:.0f} req/s vs Envoy {e:.0f} req/s ({pct(c, e):+.1f}%)"
+        detail = f"chaperone {c:,.0f} req/s vs Envoy {e:,.0f} req/s ({pct(c, e):+.1f}%)"
+        if not met:
+            detail += f": missed by {e - c:,.0f} req/s"
         results.append({"target": f"throughput >= Envoy's ({loaded_scenario})", "met": met, "detail": detail})
     if "chaperone" in idle:
         rss = idle["chaperone"]["rss_kb"]
         met = rss <= IDLE_RSS_TARGET_KB
-        detail = f"{rss / MiB:.1f} MiB ({rss} kB) vs 24 MiB"
+        detail = f"{rss / MiB:.1f} MiB ({rss:,} kB) vs 24 MiB"
         if not met:
-            detail += f": {(rss - IDLE_RSS_TARGET_KB) / MiB:.1f} MiB over"
+            detail += f": missed by {(rss - IDLE_RSS_TARGET_KB) / MiB:.1f} MiB ({pct(rss, IDLE_RSS_TARGET_KB):+.0f}%)"
         results.append({"target": "idle RSS <= 24 MiB", "met": met, "detail": detail})
     return results
 
@@ -185,6 +236,7 @@ def cmd_finish(args):
         "valid": not invalid,
         "invalid_runs": invalid,
         "proxy_status_counters": parse_metrics(args.proxy_metrics),
+        "audit": audit_check(args.audit, runs, args.extra_requests),
         "runs": runs,
     }
     with open(args.out, "w") as f:
@@ -263,8 +315,27 @@ def render(result):
         out.append("")
 
     errors = sum(e["errors"] for targets in s.values() for e in targets.values())
-    out.append(f"Errors (wrk connect/read/write/timeout + non-2xx) over all measured runs: {errors}. "
-               f"Audit lines written by chaperone-proxy: {meta.get('audit_lines', '?')}.")
+    out.append(f"Errors (wrk connect/read/write/timeout + non-2xx) over all measured runs: {errors}.")
+    audit = result.get("audit")
+    if audit:
+        outcomes = ", ".join(f"{k}: {v}" for k, v in sorted(audit["response_outcomes"].items()))
+        out.append(f"chaperone-proxy audit file: {audit['events_by_kind'].get('llm.request', 0)} llm.request and "
+                   f"{audit['events_by_kind'].get('llm.response', 0)} llm.response events for "
+                   f"{audit['requests_completed_by_clients']} requests completed by the clients "
+                   f"(warm-ups included); response outcomes {outcomes}; every completed request audited: "
+                   f"{'yes' if audit['every_completed_request_audited'] else 'NO'}.")
+    disturbed = [f"{r['scenario']}/{r['target']} ({r['machine']['other_cpu_cores']} cores)"
+                 for r in result["runs"] if r.get("machine", {}).get("other_cpu_cores", 0) > OTHER_LOAD_WARNING]
+    busiest = max((r.get("machine", {}).get("other_cpu_cores", 0) for r in result["runs"]), default=0)
+    if disturbed:
+        out.append(f"WARNING: other processes used more than {OTHER_LOAD_WARNING} of the 2 cores during: "
+                   + ", ".join(disturbed) + "; those numbers are skewed.")
+    else:
+        out.append(f"Other processes on the machine used at most {busiest} cores during any measured run.")
+    if result["idle"].get("chaperone", {}).get("rss_after_load_kb"):
+        parts = [f"{names[t]} {kb_mib(v['rss_after_load_kb'])} MiB" for t, v in result["idle"].items()
+                 if v.get("rss_after_load_kb")]
+        out.append("RSS idle again after all loads: " + ", ".join(parts) + ".")
     out.append(f"Run {meta.get('date', '?')}: {meta.get('nproc', '?')} cores ({meta.get('cpu', '?')}), "
                f"kernel {meta.get('kernel', '?')}, Swift {meta.get('swift', '?')}, wrk {meta.get('wrk', '?')}, "
                f"Envoy {meta.get('envoy') or meta.get('envoy_note') or 'n/a'}; chaperone {meta.get('chaperone_commit', '?')} "
@@ -274,7 +345,10 @@ def render(result):
 
 
 def cmd_render(args):
-    print(render(json.load(open(args.file))))
+    result = json.load(open(args.file))
+    loaded = max((r["connections"] for r in result["runs"]), default=1)
+    result["targets"] = evaluate_targets(result["summary"], result["idle"], f"c{loaded}")
+    print(render(result))
     return 0
 
 
@@ -288,22 +362,31 @@ def main():
     rec.add_argument("--wrk-threads", type=int, required=True)
     rec.add_argument("--stream", type=int, default=0)
     rec.add_argument("--wrk-output", required=True)
+    rec.add_argument("--warmup-output")
     rec.add_argument("--rss-samples")
     rec.add_argument("--hwm-kb", type=int, default=0)
     rec.add_argument("--threads", type=int, default=0)
     rec.add_argument("--cpu-ticks", type=int, default=0)
     rec.add_argument("--clk-tck", type=int, default=100)
+    rec.add_argument("--system-busy-ticks", type=int, default=0)
+    rec.add_argument("--bench-ticks", type=int, default=0)
+    rec.add_argument("--wrk-cpu-s", type=float, default=0.0)
+    rec.add_argument("--wall-s", type=float, default=0.0)
     sub.add_parser("oneline")
+    sub.add_parser("quiet")
     fin = sub.add_parser("finish")
     fin.add_argument("--records", required=True)
     fin.add_argument("--idle", required=True)
     fin.add_argument("--out", required=True)
     fin.add_argument("--meta", action="append", default=[])
     fin.add_argument("--proxy-metrics")
+    fin.add_argument("--audit", help="chaperone-proxy's audit file")
+    fin.add_argument("--extra-requests", type=int, default=0,
+                     help="requests sent to chaperone-proxy outside wrk (sanity, idle warm-up)")
     ren = sub.add_parser("render")
     ren.add_argument("file", nargs="?", default="bench/results/latest.json")
     args = parser.parse_args()
-    handler = {"record": cmd_record, "oneline": cmd_oneline, "finish": cmd_finish, "render": cmd_render}[args.cmd]
+    handler = {"record": cmd_record, "oneline": cmd_oneline, "quiet": cmd_quiet, "finish": cmd_finish, "render": cmd_render}[args.cmd]
     sys.exit(handler(args) or 0)
 
 
