@@ -18,6 +18,7 @@ unit-test:
 	$(SWIFT) test --skip-build
 
 e2e-test: build
+	@command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl; }
 	scripts/e2e-venv.sh
 	CHAPERONE_BIN_DIR=$(CURDIR)/$(BIN_DIR) .venv/bin/python -m pytest Tests/e2e -q
 
@@ -31,4 +32,4 @@ bench:
 	bench/run.sh
 
 clean:
-	rm -rf .build .build-release .demo .venv
+	rm -rf .build .build-release .build-static .demo .venv

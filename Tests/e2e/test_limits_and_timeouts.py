@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import re
+import socket
 import time
 from pathlib import Path
 
@@ -79,6 +80,31 @@ def test_stream_that_stalls_is_cut_and_recorded_as_timeout(own_proxy, test_id):
     assert event["outcome"] == "timeout"
     assert event["error"]["type"] == "upstream_timeout"
     assert event["http"]["bytes_out"] == len(received)
+
+
+@pytest.mark.parametrize("own_proxy", [{"timeouts": "{ connect: 1s, idle: 10s, total: 60s }"}], indirect=True)
+def test_upstream_that_never_accepts_gets_504_after_connect_timeout(own_proxy, test_id):
+    """The `dead` upstream's port gets a listener whose accept queue is full: connection
+    attempts hang in SYN retransmission, as with a black-holed host."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", own_proxy.extra["dead_port"]))
+    listener.listen(0)
+    filler = socket.create_connection(("127.0.0.1", own_proxy.extra["dead_port"]), timeout=2)  # fills the queue
+    try:
+        started = time.monotonic()
+        response = httpx.post(own_proxy.url + "/dead/v1/chat/completions", headers=agent_headers(test_id),
+                              json=chat_body("gpt-4o"), timeout=30)
+        elapsed = time.monotonic() - started
+    finally:
+        filler.close()
+        listener.close()
+    assert response.status_code == 504, response.text
+    assert response.headers["x-chaperone-error"] == "upstream_timeout"
+    assert "timeouts.connect" in response.json()["error"]["message"]
+    assert 0.9 <= elapsed < 8, elapsed
+    event = own_proxy.audit.wait_event(exchange_id_of(response.headers), "llm.response")
+    assert event["outcome"] == "timeout" and event["http"]["status"] == 504
 
 
 @pytest.mark.parametrize("own_proxy", [{"timeouts": "{ connect: 2s, idle: 10s, total: 1500ms }"}], indirect=True)
