@@ -269,3 +269,20 @@ struct AnthropicMessagesTests {
         }
     }
 }
+
+@Suite("JSONValue")
+struct JSONValueTests {
+    @Test("every JSON kind decodes to its own case and serializes back with sorted keys")
+    func kinds() throws {
+        let text = #"{"s":"x","n":1.5,"i":2,"t":true,"f":false,"z":null,"a":[1,"b",{"c":[]}],"o":{"k":"v"}}"#
+        let value = try #require(ProviderJSON.decode(JSONValue.self, from: Array(text.utf8)))
+        #expect(value["s"] == .string("x"))
+        #expect(value["n"] == .number(1.5))
+        #expect(value["i"] == .number(2))
+        #expect(value["t"] == .bool(true))
+        #expect(value["f"] == .bool(false))
+        #expect(value["z"] == .null)
+        #expect(value["a"] == .array([.number(1), .string("b"), .object(["c": .array([])])]))
+        #expect(value.jsonText == #"{"a":[1,"b",{"c":[]}],"f":false,"i":2,"n":1.5,"o":{"k":"v"},"s":"x","t":true,"z":null}"#)
+    }
+}
