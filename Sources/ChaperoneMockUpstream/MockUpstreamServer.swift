@@ -197,11 +197,12 @@ final class MockHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
             guard let next = sending.writes.first else {
                 self.state = .idle
+                // Recorded before the end goes out, so whoever has the whole answer can read the record.
+                self.finishRecord(sending, completed: true)
                 let keepAlive = sending.keepAlive
                 context.writeAndFlush(self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
                     if !keepAlive { context.close(promise: nil) }
                 }
-                self.finishRecord(sending, completed: true)
                 return
             }
             if next.delayMilliseconds > 0 {
