@@ -33,11 +33,6 @@ public struct BodyDigest: Sendable {
 
     public init() {}
 
-    public mutating func update<Bytes: DataProtocol>(_ bytes: Bytes) {
-        self.hasher.update(data: bytes)
-        self.byteCount += bytes.count
-    }
-
     public mutating func update(bufferPointer: UnsafeRawBufferPointer) {
         self.hasher.update(bufferPointer: bufferPointer)
         self.byteCount += bufferPointer.count

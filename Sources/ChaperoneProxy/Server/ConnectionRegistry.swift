@@ -14,7 +14,6 @@ final class ConnectionRegistry: Sendable {
     private struct State {
         var entries: [ObjectIdentifier: Entry] = [:]
         var draining = false
-        var drainedWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
     private let state = NIOLockedValueBox(State())
@@ -32,17 +31,12 @@ final class ConnectionRegistry: Sendable {
     }
 
     func closed(_ channel: any Channel) {
-        let waiters: [CheckedContinuation<Void, Never>] = self.state.withLockedValue { state in
+        self.state.withLockedValue { state in
             state.entries[ObjectIdentifier(channel)] = nil
-            guard state.draining, state.entries.isEmpty else { return [] }
-            defer { state.drainedWaiters = [] }
-            return state.drainedWaiters
         }
-        waiters.forEach { $0.resume() }
     }
 
-    /// Marks the connection busy (a request head arrived). False when draining: the connection
-    /// should answer this request and close.
+    /// Marks the connection busy: a request head arrived, so draining lets it finish.
     func beganExchange(_ channel: any Channel) {
         self.state.withLockedValue { state in
             state.entries[ObjectIdentifier(channel)]?.busy = true
@@ -81,17 +75,5 @@ final class ConnectionRegistry: Sendable {
     func closeAll() {
         let all = self.state.withLockedValue { $0.entries.values.map(\.channel) }
         all.forEach { $0.close(promise: nil) }
-    }
-
-    /// Returns when draining has begun and no connection is left.
-    func waitUntilDrained() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let done = self.state.withLockedValue { state -> Bool in
-                if state.draining && state.entries.isEmpty { return true }
-                state.drainedWaiters.append(continuation)
-                return false
-            }
-            if done { continuation.resume() }
-        }
     }
 }
