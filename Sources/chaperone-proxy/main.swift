@@ -12,14 +12,11 @@ struct ChaperoneProxyCommand: AsyncParsableCommand {
         commandName: "chaperone-proxy",
         abstract: "Chaperone's sidecar: an audit proxy between an AI agent and its LLM providers.",
         discussion: """
-            Agents point their SDK's base URL at http://127.0.0.1:15080/<upstream>/... (for example
-            OPENAI_BASE_URL=http://127.0.0.1:15080/openai/v1). The proxy forwards to the upstream's
-            base URL with the real provider key (read from a file the agent cannot see), streams
-            the answer back, and writes one audit event per request and per response as JSON
-            lines to the audit file and stdout. Logs go to stderr.
+            Agents point their SDK's base URL at http://127.0.0.1:15080/<upstream>/... (for example OPENAI_BASE_URL=http://127.0.0.1:15080/openai/v1). The proxy forwards to the upstream's base URL with the real provider key (read from a file the agent cannot see), streams the answer back, and writes one audit event per request and per response as JSON lines to the audit file and stdout. Logs go to stderr.
 
-            Without --config the embedded defaults apply: upstreams `openai` and `anthropic`, keys
-            read from /var/run/secrets/chaperone/<upstream>/api-key. See docs/configuration.md.
+            Without --config the embedded defaults apply: upstreams `openai` and `anthropic`, keys read from /var/run/secrets/chaperone/<upstream>/api-key. See docs/configuration.md and docs/audit-events.md.
+
+            Admin endpoints (default 0.0.0.0:15090): /healthz, /readyz, /metrics. SIGTERM drains in-flight exchanges within timeouts.shutdown_grace.
             """
     )
 
@@ -38,7 +35,7 @@ struct ChaperoneProxyCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Log format on stderr: json (default when stderr is not a terminal) or text.")
     var logFormat: String = JSONLogHandler.defaultFormat
 
-    @Option(name: .long, help: "Event-loop threads (default: one per core). A sidecar rarely needs more than 1-2.")
+    @Option(name: .long, help: "Event-loop threads (default: the number of cores, at most 2).")
     var threads: Int?
 
     @Flag(name: .long, help: "Validate the configuration, print the effective upstreams and exit.")
@@ -73,10 +70,10 @@ struct ChaperoneProxyCommand: AsyncParsableCommand {
             }
             return
         }
-        if let threads = self.threads {
-            guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
-            NIOSingletons.groupLoopCountSuggestion = threads
-        }
+        // A sidecar serves one pod: two loops at most by default, whatever the node's core count.
+        let threads = self.threads ?? min(System.coreCount, 2)
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        NIOSingletons.groupLoopCountSuggestion = threads
         // Run Swift concurrency's tasks on the NIO event loops themselves, so an exchange does not
         // hop between the concurrency pool and the loop that owns its sockets on every read and write.
         NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
