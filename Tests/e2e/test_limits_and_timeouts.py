@@ -250,3 +250,21 @@ def test_metrics_count_what_happened(own_proxy, test_id):
     assert value(r'chaperone_proxy_request_duration_seconds_count\{upstream="openai",operation="openai.chat_completions"\}') == 2
     assert value(r"chaperone_proxy_active_streams") == 0
     assert httpx.get(own_proxy.admin_url + "/healthz", timeout=5).text == "ok\n"
+
+
+def test_agent_that_leaves_mid_body_is_recorded_as_client_disconnected(proxy, mock, test_id):
+    body = json.dumps(chat_body("gpt-4o")).encode()
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as agent:
+        agent.sendall(
+            b"POST /openai/v1/chat/completions HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+            + f"{TEST_ID_HEADER}: {test_id}\r\ncontent-length: {len(body) + 500}\r\n\r\n".encode()
+            + body
+        )
+    # No exchange id reaches an agent that left; find the event by its error and the request size.
+    event = proxy.audit.wait_for(
+        lambda e: e.get("kind") == "llm.response" and e.get("error", {}).get("type") == "bad_request_body"
+        and e["http"]["bytes_in"] == len(body),
+        what="the event of the abandoned request",
+    )
+    assert event["outcome"] == "client_disconnected"
+    assert not mock.record.with_test_id(test_id), "nothing may reach the upstream"

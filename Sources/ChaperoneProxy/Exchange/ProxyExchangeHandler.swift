@@ -206,8 +206,12 @@ final class ProxyExchangeHandler: HTTPExchangeHandler {
     static func proxyError(forBodyFailure error: any Error, limit: Int) -> ProxyError {
         switch error as? RequestBodyError {
         case .tooLarge: .bodyTooLarge(limit: limit)
-        case .truncated: .clientBodyFailed("the connection closed before the body ended")
-        default: .clientBodyFailed("\(error)")
+        case .unexpectedPart: .clientBodyFailed("a new request began before the body ended")
+        // The connection ended or broke mid-body (EOF, or the HTTP decoder's error for it).
+        case .truncated, nil:
+            ProxyError(code: "bad_request_body", status: .badRequest,
+                       message: "chaperone-proxy: the connection ended before the request body did (\(error))",
+                       outcome: .clientDisconnected)
         }
     }
 
