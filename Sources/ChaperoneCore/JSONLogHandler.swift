@@ -40,16 +40,7 @@ public struct JSONLogHandler: LogHandler {
         }
         line += "}\n"
         Self.lock.withLock {
-            var bytes = line
-            bytes.withUTF8 { raw in
-                guard let base = raw.baseAddress else { return }
-                var offset = 0
-                while offset < raw.count {
-                    let written = write(STDERR_FILENO, base + offset, raw.count - offset)
-                    if written <= 0 { return }
-                    offset += written
-                }
-            }
+            _ = line.withUTF8 { writeAll(STDERR_FILENO, UnsafeRawBufferPointer($0)) }
         }
     }
 

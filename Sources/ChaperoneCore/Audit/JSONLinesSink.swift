@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -55,34 +55,34 @@ public final class JSONLinesSink: AuditSink, @unchecked Sendable {
         var line = record.canonicalJSON
         line.append(0x0a)
         try self.lock.withLock {
-            try line.withUnsafeBytes { raw in
-                guard let base = raw.baseAddress else { return }
-                var offset = 0
-                while offset < raw.count {
-                    let written = Glibc_write(self.fd, base + offset, raw.count - offset)
-                    if written < 0 {
-                        if errno == EINTR { continue }
-                        throw Failure.writeFailed(path: self.name, errno: errno)
-                    }
-                    offset += written
-                }
+            if let code = line.withUnsafeBytes({ writeAll(self.fd, $0) }) {
+                throw Failure.writeFailed(path: self.name, errno: code)
             }
         }
     }
 
     public func close() throws {
         if self.ownsDescriptor {
-            _ = Glibc_close(self.fd)
+            _ = systemClose(self.fd)
         }
     }
 }
 
-@inline(__always)
-private func Glibc_write(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int {
-    write(fd, buffer, count)
+/// Writes all of `bytes` to `fd`, retrying short writes and EINTR. Returns errno on failure.
+func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Int32? {
+    guard let base = bytes.baseAddress else { return nil }
+    var offset = 0
+    while offset < bytes.count {
+        let written = systemWrite(fd, base + offset, bytes.count - offset)
+        if written < 0 {
+            if errno == EINTR { continue }
+            return errno
+        }
+        offset += written
+    }
+    return nil
 }
 
-@inline(__always)
-private func Glibc_close(_ fd: Int32) -> Int32 {
-    close(fd)
-}
+// `write` and `close` are also method names in here; these name the C functions unambiguously.
+private func systemWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int { write(fd, buffer, count) }
+private func systemClose(_ fd: Int32) -> Int32 { close(fd) }

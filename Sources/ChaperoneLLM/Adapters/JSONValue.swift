@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// Any JSON value, for the parts of provider payloads whose shape is open (tool inputs, content
 /// parts we do not interpret).

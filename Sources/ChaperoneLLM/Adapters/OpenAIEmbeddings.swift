@@ -10,12 +10,8 @@ enum OpenAIEmbeddings {
     struct Response: Decodable {
         var model: String?
         var data: [JSONValue]?
-        var usage: Usage?
+        var usage: OpenAIChat.Usage?
         var error: ProviderError?
-        struct Usage: Decodable {
-            var promptTokens: Int?
-            enum CodingKeys: String, CodingKey { case promptTokens = "prompt_tokens" }
-        }
     }
 
     static func summarizeRequest(_ body: [UInt8]) -> RequestSummary {

@@ -133,7 +133,9 @@ struct ContentLimiter {
     init(maxCharacters: Int) { self.maxCharacters = maxCharacters }
 
     mutating func text(_ text: String) -> String {
-        guard text.count > self.maxCharacters else { return text }
+        // A text has at least as many UTF-8 bytes as characters, and counting bytes is O(1):
+        // long prompts are walked grapheme by grapheme only when they may be over the limit.
+        guard text.utf8.count > self.maxCharacters, text.count > self.maxCharacters else { return text }
         self.truncated = true
         return String(text.prefix(self.maxCharacters))
     }

@@ -1,3 +1,4 @@
+import ChaperoneCore
 import NIOHTTP1
 
 /// Which headers cross the proxy. Hop-by-hop headers never do (RFC 9110 §7.6.1); the agent's
@@ -51,7 +52,7 @@ enum HeaderPolicy {
         var tokens: Set<String> = []
         for value in headers["connection"] {
             for token in value.split(separator: ",") {
-                tokens.insert(token.trimmingCharacters(in: " \t").lowercased())
+                tokens.insert(token.trimmingWhitespace().lowercased())
             }
         }
         return tokens
@@ -60,14 +61,5 @@ enum HeaderPolicy {
     /// Size of the header block as sent (names, values, ": " and CRLF), for the header limits.
     static func byteCount(_ headers: HTTPHeaders) -> Int {
         headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 }
-    }
-}
-
-extension Substring {
-    fileprivate func trimmingCharacters(in set: String) -> String {
-        var slice = self
-        while let first = slice.first, set.contains(first) { slice.removeFirst() }
-        while let last = slice.last, set.contains(last) { slice.removeLast() }
-        return String(slice)
     }
 }

@@ -106,7 +106,7 @@ final class ProxyExchangeHandler: HTTPExchangeHandler {
             do {
                 whole = try await body.collect()
             } catch {
-                return await self.refuse(Self.proxyError(forBodyFailure: error, limit: self.limits.maxRequestBodyBytes),
+                return await self.refuse(Self.proxyError(forBodyFailure: error),
                                          provider: upstream.config.provider, body: body, record: &record, connection: connection)
             }
             record.requestBytes = body.byteCount
@@ -146,14 +146,9 @@ final class ProxyExchangeHandler: HTTPExchangeHandler {
             await self.recordEvent(finished.completionEvent(limits: self.contentLimiter))
         }
         record = state.record
-        if state.agentGone {
-            await self.recordEvent(record.completionEvent(limits: self.contentLimiter))
-            return false
-        }
-        if !state.responseStarted {
+        if let failure = state.failure {
             // Nothing reached the agent yet: answer with a provider-shaped error of our own.
-            let error = state.failure ?? .upstreamUnreachable(upstream: upstream.name, "no response")
-            return await self.refuse(error, provider: upstream.config.provider, body: body, record: &record, connection: connection)
+            return await self.refuse(failure, provider: upstream.config.provider, body: body, record: &record, connection: connection)
         }
         return state.keepAlive && head.isKeepAlive
     }
@@ -203,9 +198,9 @@ final class ProxyExchangeHandler: HTTPExchangeHandler {
         return nil
     }
 
-    static func proxyError(forBodyFailure error: any Error, limit: Int) -> ProxyError {
+    static func proxyError(forBodyFailure error: any Error) -> ProxyError {
         switch error as? RequestBodyError {
-        case .tooLarge: .bodyTooLarge(limit: limit)
+        case .tooLarge(let limit): .bodyTooLarge(limit: limit)
         case .unexpectedPart: .clientBodyFailed("a new request began before the body ended")
         // The connection ended or broke mid-body (EOF, or the HTTP decoder's error for it).
         case .truncated, nil:

@@ -20,18 +20,14 @@ struct UpstreamForwarding: Sendable {
 
     struct Result {
         var record: ExchangeRecord
-        /// A response head went to the agent; after that, failures can only cut the connection.
-        var responseStarted = false
         var keepAlive = true
-        /// Why no response could be given, when `responseStarted` is false.
+        /// Set when the upstream gave no response: the caller answers the agent with this error
+        /// and records the exchange itself.
         var failure: ProxyError?
-        /// The agent's connection failed before the response head could be written to it.
-        var agentGone = false
     }
 
-    /// Runs the exchange; `finish` records the exchange once the response is complete or cut,
-    /// before the final chunk is released to the agent. It is called only when a response
-    /// started; otherwise the caller answers with `failure` and records that.
+    /// Runs the exchange. Unless it ends with `failure`, `finish` records it once the response is
+    /// complete or cut (or the agent left before its head), before the final chunk is released.
     func run(
         total: ConfigDuration, record: ExchangeRecord,
         finish: @escaping @Sendable (ExchangeRecord) async -> Void
@@ -70,16 +66,14 @@ struct UpstreamForwarding: Sendable {
         } catch {
             box.result.record.requestBytes = self.body.byteCount
             if let bodyFailure = error as? RequestBodyError {
-                box.result.failure = ProxyExchangeHandler.proxyError(forBodyFailure: bodyFailure, limit: Int.max)
-                if case .tooLarge(let limit) = bodyFailure { box.result.failure = .bodyTooLarge(limit: limit) }
+                box.result.failure = ProxyExchangeHandler.proxyError(forBodyFailure: bodyFailure)
                 return
             }
             let reason = Self.failureReason(error, timedOut: timedOut())
+            let detail = Self.describe(error, timedOut: timedOut(), total: total)
             self.metrics.upstreamError(upstream: name, reason: reason)
             self.logger.warning("upstream.failed", metadata: ["upstream": "\(name)", "reason": "\(reason)", "error": "\(error)"])
-            box.result.failure = reason == "timeout"
-                ? .upstreamTimeout(upstream: name, Self.describe(error, timedOut: timedOut(), total: total))
-                : .upstreamUnreachable(upstream: name, Self.describe(error, timedOut: timedOut(), total: total))
+            box.result.failure = reason == "timeout" ? .upstreamTimeout(upstream: name, detail) : .upstreamUnreachable(upstream: name, detail)
             return
         }
 
@@ -97,9 +91,11 @@ struct UpstreamForwarding: Sendable {
 
         self.metrics.streamStarted()
         defer { self.metrics.streamEnded() }
+        // After the head has gone out, a failure can only cut the connection.
+        var responseStarted = false
         do {
             try await self.connection.outbound.write(.head(HTTPResponseHead(version: .http1_1, status: response.status, headers: headers)))
-            box.result.responseStarted = true
+            responseStarted = true
             for try await chunk in response.body {
                 do {
                     try await self.connection.outbound.write(.body(.byteBuffer(chunk)))
@@ -111,9 +107,8 @@ struct UpstreamForwarding: Sendable {
                 observer.observe(chunk)
             }
         } catch {
-            if !box.result.responseStarted {
+            if !responseStarted {
                 record.outcome = .clientDisconnected
-                box.result.agentGone = true
             } else {
                 let reason = Self.failureReason(error, timedOut: timedOut())
                 self.metrics.upstreamError(upstream: name, reason: reason)
@@ -132,10 +127,6 @@ struct UpstreamForwarding: Sendable {
             record.error = record.error ?? .init(type: "audit_capture_overflow", message: "response larger than limits.max_audited_response; forwarded but not read")
         }
         box.result.record = record
-        guard box.result.responseStarted else {
-            box.result.keepAlive = false
-            return
-        }
         await finish(record)
         if record.outcome == .completed {
             do {

@@ -84,22 +84,11 @@ public final class CredentialStore: Sendable {
             bytes.append(contentsOf: chunk[0..<count])
         }
         // Secrets are often written with a trailing newline; header values must not carry one.
-        let key = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let key = String(decoding: bytes, as: UTF8.self).trimmingWhitespace()
         guard !key.isEmpty else { throw .empty(path: path) }
         guard !key.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" }) else {
             throw .unreadable(path: path, reason: "the key spans several lines")
         }
         return key
     }
-}
-
-extension String {
-    fileprivate func trimmingCharacters(in set: CharacterClass) -> String {
-        var scalars = Substring(self)
-        while let first = scalars.first, first.isWhitespace || first.isNewline { scalars.removeFirst() }
-        while let last = scalars.last, last.isWhitespace || last.isNewline { scalars.removeLast() }
-        return String(scalars)
-    }
-
-    fileprivate enum CharacterClass { case whitespacesAndNewlines }
 }

@@ -32,29 +32,10 @@ extension UpstreamTarget {
         var rest = String(afterSlash[nameEnd...])
         if rest.isEmpty { rest = "/" }
         for segment in rest.split(separator: "/", omittingEmptySubsequences: false) {
-            let decoded = segment.replacingOccurrences(ofCaseInsensitive: "%2e", with: ".")
+            let decoded = segment.lowercased().replacing("%2e", with: ".")
             if decoded == "." || decoded == ".." { throw .dotSegment }
         }
         guard knownUpstreams.contains(name) else { throw .unknownUpstream(name) }
         return UpstreamTarget(name: name, path: rest, query: String(query))
-    }
-}
-
-extension Substring {
-    fileprivate func replacingOccurrences(ofCaseInsensitive pattern: String, with replacement: String) -> String {
-        var result = ""
-        var index = self.startIndex
-        let count = pattern.count
-        while index < self.endIndex {
-            let end = self.index(index, offsetBy: count, limitedBy: self.endIndex) ?? self.endIndex
-            if self[index..<end].lowercased() == pattern {
-                result += replacement
-                index = end
-            } else {
-                result.append(self[index])
-                index = self.index(after: index)
-            }
-        }
-        return result
     }
 }
