@@ -13,6 +13,7 @@ let package = Package(
     products: [
         .executable(name: "chaperone-proxy", targets: ["chaperone-proxy"]),
         .executable(name: "chaperone-mock-upstream", targets: ["chaperone-mock-upstream"]),
+        .executable(name: "chaperonectl", targets: ["chaperonectl"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
@@ -37,6 +38,24 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "ChaperoneMasking",
+            dependencies: [
+                "ChaperoneCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "ChaperoneControl",
+            dependencies: [
+                "ChaperoneCore",
+                "ChaperoneMasking",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "ChaperoneLLM",
             dependencies: [
                 "ChaperoneCore",
@@ -48,6 +67,7 @@ let package = Package(
             dependencies: [
                 "ChaperoneCore",
                 "ChaperoneLLM",
+                "ChaperoneMasking",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -90,6 +110,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .executableTarget(
+            name: "chaperonectl",
+            dependencies: ["ChaperoneControl", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "chaperone-masking-bench",
+            dependencies: ["ChaperoneMasking"],
+            path: "bench/masking/Sources",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "ChaperoneMaskingTests", dependencies: ["ChaperoneMasking", "ChaperoneCore"], swiftSettings: swiftSettings),
         .testTarget(name: "ChaperoneCoreTests", dependencies: ["ChaperoneCore"], swiftSettings: swiftSettings),
         .testTarget(name: "ChaperoneLLMTests", dependencies: ["ChaperoneLLM"], swiftSettings: swiftSettings),
         .testTarget(

@@ -1,13 +1,13 @@
-import Yams
+package import Yams
 
 /// A cursor over a YAML mapping that knows its dotted path, so every error names the field at
 /// fault, and that rejects keys it was not asked about (a typo is an error, not a silent default).
-struct ConfigNode {
-    let path: String
-    let node: Node
+package struct ConfigNode {
+    package let path: String
+    package let node: Node
     private let pairs: [(String, Node)]
 
-    init(path: String, node: Node) throws(ConfigError) {
+    package init(path: String, node: Node) throws(ConfigError) {
         self.path = path
         self.node = node
         guard let mapping = node.mapping else {
@@ -23,16 +23,16 @@ struct ConfigNode {
         self.pairs = pairs
     }
 
-    static func location(_ node: Node) -> String {
+    package static func location(_ node: Node) -> String {
         guard let mark = node.mark else { return "" }
         return " (line \(mark.line), column \(mark.column))"
     }
 
-    func field(_ key: String) -> String { self.path.isEmpty ? key : "\(self.path).\(key)" }
+    package func field(_ key: String) -> String { self.path.isEmpty ? key : "\(self.path).\(key)" }
 
-    var keys: [String] { self.pairs.map(\.0) }
+    package var keys: [String] { self.pairs.map(\.0) }
 
-    func value(_ key: String) -> Node? {
+    package func value(_ key: String) -> Node? {
         guard let node = self.pairs.first(where: { $0.0 == key })?.1 else { return nil }
         if case .scalar(let scalar) = node, scalar.style == .plain, ["~", "null", ""].contains(scalar.string) {
             return nil
@@ -40,19 +40,19 @@ struct ConfigNode {
         return node
     }
 
-    func rejectUnknownKeys(allowed: Set<String>) throws(ConfigError) {
+    package func rejectUnknownKeys(allowed: Set<String>) throws(ConfigError) {
         for key in self.keys where !allowed.contains(key) {
             let known = allowed.sorted().joined(separator: ", ")
             throw ConfigError(field: self.field(key), message: "unknown key (known keys here: \(known))")
         }
     }
 
-    func child(_ key: String) throws(ConfigError) -> ConfigNode? {
+    package func child(_ key: String) throws(ConfigError) -> ConfigNode? {
         guard let node = self.value(key) else { return nil }
         return try ConfigNode(path: self.field(key), node: node)
     }
 
-    func string(_ key: String) throws(ConfigError) -> String? {
+    package func string(_ key: String) throws(ConfigError) -> String? {
         guard let node = self.value(key) else { return nil }
         guard case .scalar = node, let text = node.string else {
             throw ConfigError(field: self.field(key), message: "expected a string\(Self.location(node))")
@@ -60,7 +60,7 @@ struct ConfigNode {
         return text
     }
 
-    func int(_ key: String, range: ClosedRange<Int>) throws(ConfigError) -> Int? {
+    package func int(_ key: String, range: ClosedRange<Int>) throws(ConfigError) -> Int? {
         guard let node = self.value(key) else { return nil }
         guard case .scalar = node, let value = node.int else {
             throw ConfigError(field: self.field(key), message: "expected an integer\(Self.location(node))")
@@ -71,7 +71,7 @@ struct ConfigNode {
         return value
     }
 
-    func bool(_ key: String) throws(ConfigError) -> Bool? {
+    package func bool(_ key: String) throws(ConfigError) -> Bool? {
         guard let node = self.value(key) else { return nil }
         guard case .scalar = node, let value = node.bool else {
             throw ConfigError(field: self.field(key), message: "expected true or false\(Self.location(node))")
@@ -79,7 +79,7 @@ struct ConfigNode {
         return value
     }
 
-    func duration(_ key: String) throws(ConfigError) -> ConfigDuration? {
+    package func duration(_ key: String) throws(ConfigError) -> ConfigDuration? {
         guard let node = self.value(key) else { return nil }
         guard case .scalar = node, let text = node.string else {
             throw ConfigError(field: self.field(key), message: "expected a duration such as 10s\(Self.location(node))")
@@ -92,7 +92,7 @@ struct ConfigNode {
     }
 
     /// Byte sizes as an integer or with a unit: `512KiB`, `32MiB`, `1GiB`, `64kb`.
-    func byteSize(_ key: String) throws(ConfigError) -> Int? {
+    package func byteSize(_ key: String) throws(ConfigError) -> Int? {
         guard let node = self.value(key) else { return nil }
         guard case .scalar = node, let text = node.string else {
             throw ConfigError(field: self.field(key), message: "expected a size such as 32MiB\(Self.location(node))")

@@ -1,0 +1,4 @@
+import ArgumentParser
+import ChaperoneControl
+
+await Chaperonectl.main()
