@@ -96,6 +96,7 @@ let package = Package(
             name: "chaperone-proxy",
             dependencies: [
                 "ChaperoneProxy",
+                "ChaperoneMasking",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

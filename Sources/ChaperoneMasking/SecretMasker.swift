@@ -4,10 +4,11 @@ import Crypto
 /// HMAC-SHA256 under a per-installation key. The same secret gives the same placeholder across
 /// every pod that shares the key, so investigators can follow a leak without the value being kept.
 public struct Fingerprinter: Sendable {
-    private let key: SymmetricKey
+    /// HMAC keyed once: its inner and outer key blocks are hashed here, not per secret.
+    private let keyed: HMAC<SHA256>
 
     public init(key: some Collection<UInt8>) {
-        self.key = SymmetricKey(data: Array(key))
+        self.keyed = HMAC<SHA256>(key: SymmetricKey(data: Array(key)))
     }
 
     /// A key that lives only as long as this process (no key file configured).
@@ -16,7 +17,9 @@ public struct Fingerprinter: Sendable {
     }
 
     public func fingerprint(_ secret: some Collection<UInt8>) -> String {
-        let mac = HMAC<SHA256>.authenticationCode(for: Array(secret), using: self.key)
+        var hmac = self.keyed
+        hmac.update(data: Array(secret))
+        let mac = hmac.finalize()
         let digits = Array("0123456789abcdef".utf8)
         var text: [UInt8] = []
         for byte in Array(mac).prefix(4) {
@@ -82,18 +85,38 @@ public final class SecretMasker: Sendable {
     public func mask(_ text: String, selection: DetectorSelection = .all, keepOriginals: Bool = false) -> MaskedText {
         var text = text
         let enabled = self.enabledMask(selection)
-        let result: MaskedText? = text.withUTF8 { bytes in
+        var matches: [SecretMatch] = []
+        var findings: [Finding] = []
+        var originals: [String: String] = [:]
+        text.withUTF8 { bytes in
             let window = SecretScanner.Window(text: bytes, precedingByte: 0x20, atEnd: true)
-            let matches = self.scanner.resolve(self.scanner.scan(window, from: 0, enabled: enabled).matches)
-            guard !matches.isEmpty else { return nil }
-            var output: [UInt8] = []
-            output.reserveCapacity(bytes.count)
-            var findings: [Finding] = []
-            var originals: [String: String] = [:]
-            self.render(window, matches: matches, from: 0, to: bytes.count, into: &output, findings: &findings, originals: &originals, keepOriginals: keepOriginals)
-            return MaskedText(text: String(decoding: output, as: UTF8.self), findings: findings, originals: originals)
+            matches = self.scanner.resolve(self.scanner.scan(window, from: 0, enabled: enabled).matches)
+            findings.reserveCapacity(matches.count)
+            for match in matches {
+                let secret = bytes[match.start..<match.end]
+                let finding = Finding(
+                    detector: self.scanner.detectors[match.detector].id, confidence: match.confidence,
+                    fingerprint: self.fingerprinter.fingerprint(secret)
+                )
+                if keepOriginals { originals[finding.placeholder] = String(decoding: secret, as: UTF8.self) }
+                findings.append(finding)
+            }
         }
-        return result ?? MaskedText(text: text, findings: [], originals: [:])
+        guard !matches.isEmpty else { return MaskedText(text: text, findings: [], originals: [:]) }
+        // Built from slices of the original string (already valid UTF-8, so not checked again).
+        // Matches start and end at ASCII bytes, so every slice is whole scalars.
+        let utf8 = text.utf8
+        var output = ""
+        output.reserveCapacity(utf8.count + matches.count * 48)
+        var position = utf8.startIndex
+        for (match, finding) in zip(matches, findings) {
+            let start = utf8.index(utf8.startIndex, offsetBy: match.start)
+            output.append(contentsOf: Substring(utf8[position..<start]))
+            output.append(finding.placeholder)
+            position = utf8.index(utf8.startIndex, offsetBy: match.end)
+        }
+        output.append(contentsOf: Substring(utf8[position...]))
+        return MaskedText(text: output, findings: findings, originals: originals)
     }
 
     /// A redactor for one stream of text (one response's text deltas, one tool call's arguments).

@@ -32,6 +32,14 @@ public struct StreamingRedactor: Sendable {
         self.enabled = enabled
     }
 
+    private var handedOut = 0
+
+    /// Findings since the last call.
+    public mutating func takeFindings() -> ArraySlice<Finding> {
+        defer { self.handedOut = self.findings.count }
+        return self.findings[self.handedOut...]
+    }
+
     /// Bytes received but not yet released.
     public var heldBytes: Int { self.buffer.count - self.released }
 

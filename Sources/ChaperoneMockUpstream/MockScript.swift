@@ -30,8 +30,17 @@ struct MockReply {
 /// - model `mock-slow`: a long stream (200 pieces, 20 ms apart) for disconnect and shutdown tests;
 /// - model `mock-hang`: no answer at all; `mock-stall`: two events, then silence (timeout tests);
 /// - model `mock-bulk`: a 64 MiB stream sent as fast as the reader takes it (backpressure tests);
+/// - model `mock-echo`: the answer is the text of the last user message, in 3-byte deltas;
+/// - model `mock-leak-N` (e.g. `mock-leak-1`, `mock-leak-17`): the last user message is standard
+///   base64; the answer is the text it decodes to, streamed in deltas of N bytes (so that a
+///   secret in it reaches the proxy split across many events);
+/// - model `mock-leak-tool-N`: the same decoded text becomes the arguments of a call to the first
+///   tool of the request, `{"command":<text>}`, streamed in N-byte pieces of that JSON text;
 /// - a request with `tools`: the model calls the first tool with `{"city":"Paris"}`;
 /// - otherwise the answer is "Hello from the mock upstream. This answer arrived in pieces."
+///
+/// The echo and leak models work for chat completions, the Responses API and Anthropic messages,
+/// streamed and not; their deltas never split a UTF-8 character (see `MockScript+Leak.swift`).
 struct MockScript: Sendable {
     let chunkDelay: Int64
     /// Replies are a pure function of the request, so the last few are kept: a benchmark that
@@ -56,16 +65,19 @@ struct MockScript: Sendable {
         switch (method, pathOnly) {
         case ("POST", "/v1/chat/completions"):
             if let error = self.openAIError(model: model) { return error }
+            if let leak = LeakBehaviour(model: model) { return self.leak(leak, api: .chat, model: model, request: request, stream: stream, tools: tools) }
             if let special = self.chatSpecial(model: model, request: request, tools: tools) { return special }
             return stream ? self.chatStream(model: model, tools: tools, request: request) : self.chat(model: model, tools: tools)
         case ("POST", "/v1/responses"):
             if let error = self.openAIError(model: model) { return error }
+            if let leak = LeakBehaviour(model: model) { return self.leak(leak, api: .responses, model: model, request: request, stream: stream, tools: tools) }
             return stream ? self.responsesStream(model: model, tools: tools) : .json(200, self.responseObject(model: model, tools: tools))
         case ("POST", "/v1/embeddings"):
             if let error = self.openAIError(model: model) { return error }
             return self.embeddings(model: model, input: request["input"])
         case ("POST", "/v1/messages"):
             if let error = self.anthropicError(model: model) { return error }
+            if let leak = LeakBehaviour(model: model) { return self.leak(leak, api: .messages, model: model, request: request, stream: stream, tools: tools) }
             return stream ? self.messagesStream(model: model, tools: tools) : .json(200, self.message(model: model, tools: tools))
         case ("GET", "/v1/models"):
             return .json(200, ["object": "list", "data": [["id": "mock-model", "object": "model", "owned_by": "chaperone"]]])
@@ -140,7 +152,12 @@ struct MockScript: Sendable {
             ]]
             finish = "tool_calls"
         }
-        return .json(200, [
+        return self.chatCompletion(model: model, message: message, finish: finish)
+    }
+
+    /// A non-streamed chat completion with one choice.
+    func chatCompletion(model: String, message: [String: Any], finish: String) -> MockReply {
+        .json(200, [
             "id": "chatcmpl-mock-1", "object": "chat.completion", "created": 1_700_000_000, "model": "\(model)-2026-01-01",
             "choices": [["index": 0, "message": message, "finish_reason": finish, "logprobs": NSNull()]],
             "usage": ["prompt_tokens": 12, "completion_tokens": 11, "total_tokens": 23],
@@ -148,6 +165,23 @@ struct MockScript: Sendable {
     }
 
     private func chatStream(model: String, tools: [[String: Any]], request: [String: Any]) -> MockReply {
+        var deltas: [[String: Any]] = []
+        var finish = "stop"
+        if let tool = Self.toolName(tools) {
+            deltas.append(["tool_calls": [["index": 0, "id": "call_mock_2", "type": "function", "function": ["name": tool, "arguments": ""]]]])
+            for piece in [#"{"ci"#, #"ty":"Pa"#, #"ris"}"#] {
+                deltas.append(["tool_calls": [["index": 0, "function": ["arguments": piece]]]])
+            }
+            finish = "tool_calls"
+        } else {
+            for piece in self.pieces(model: model) { deltas.append(["content": piece]) }
+        }
+        return self.eventStream(self.chatStreamEvents(model: model, deltas: deltas, finish: finish, request: request), model: model)
+    }
+
+    /// The `data:` lines of a streamed chat completion: the role, each delta, the finish reason,
+    /// usage when the request asked for it, and `[DONE]`.
+    func chatStreamEvents(model: String, deltas: [[String: Any]], finish: String, request: [String: Any]) -> [String] {
         let base: [String: Any] = ["id": "chatcmpl-mock-2", "object": "chat.completion.chunk", "created": 1_700_000_000, "model": "\(model)-2026-01-01"]
         func chunk(_ delta: [String: Any], finish: String? = nil) -> [String: Any] {
             var object = base
@@ -155,16 +189,7 @@ struct MockScript: Sendable {
             return object
         }
         var events: [Any] = [chunk(["role": "assistant", "content": ""])]
-        var finish = "stop"
-        if let tool = Self.toolName(tools) {
-            events.append(chunk(["tool_calls": [["index": 0, "id": "call_mock_2", "type": "function", "function": ["name": tool, "arguments": ""]]]]))
-            for piece in [#"{"ci"#, #"ty":"Pa"#, #"ris"}"#] {
-                events.append(chunk(["tool_calls": [["index": 0, "function": ["arguments": piece]]]]))
-            }
-            finish = "tool_calls"
-        } else {
-            for piece in self.pieces(model: model) { events.append(chunk(["content": piece])) }
-        }
+        events.append(contentsOf: deltas.map { chunk($0) })
         events.append(chunk([:], finish: finish))
         if let options = request["stream_options"] as? [String: Any], options["include_usage"] as? Bool == true {
             var usage = base
@@ -174,7 +199,7 @@ struct MockScript: Sendable {
         }
         var lines = events.map { "data: \(Self.jsonText($0))\n\n" }
         lines.append("data: [DONE]\n\n")
-        return self.eventStream(lines, model: model)
+        return lines
     }
 
     // MARK: OpenAI responses
@@ -187,7 +212,12 @@ struct MockScript: Sendable {
         if let tool = Self.toolName(tools) {
             output = [["type": "function_call", "id": "fc_mock_1", "call_id": "call_mock_3", "name": tool, "arguments": #"{"city":"Paris"}"#, "status": "completed"]]
         }
-        return [
+        return self.responseEnvelope(model: model, output: output, status: status)
+    }
+
+    /// A Responses API `response` object around these output items.
+    func responseEnvelope(model: String, output: [[String: Any]], status: String) -> [String: Any] {
+        [
             "id": "resp_mock_1", "object": "response", "created_at": 1_700_000_000, "status": status, "model": "\(model)-2026-01-01",
             "output": output, "parallel_tool_calls": true, "tool_choice": "auto", "tools": [Any](),
             "usage": ["input_tokens": 12, "output_tokens": 11, "total_tokens": 23,
@@ -233,54 +263,63 @@ struct MockScript: Sendable {
             content = [["type": "tool_use", "id": "toolu_mock_1", "name": tool, "input": ["city": "Paris"]]]
             stop = "tool_use"
         }
-        return [
+        return self.messageEnvelope(model: model, content: content, stop: stop)
+    }
+
+    /// An Anthropic `message` object with these content blocks.
+    func messageEnvelope(model: String, content: [[String: Any]], stop: String) -> [String: Any] {
+        [
             "id": "msg_mock_1", "type": "message", "role": "assistant", "model": "\(model)-20260101", "content": content,
             "stop_reason": stop, "stop_sequence": NSNull(), "usage": ["input_tokens": 12, "output_tokens": 11],
         ]
     }
 
     private func messagesStream(model: String, tools: [[String: Any]]) -> MockReply {
-        var start = self.message(model: model, tools: tools)
-        start["content"] = [Any]()
+        if let tool = Self.toolName(tools) {
+            let block: [String: Any] = ["type": "tool_use", "id": "toolu_mock_2", "name": tool, "input": [String: Any]()]
+            let deltas = [#"{"ci"#, #"ty": "Pa"#, #"ris"}"#].map { ["type": "input_json_delta", "partial_json": $0] }
+            return self.eventStream(self.messagesStreamEvents(model: model, block: block, deltas: deltas, stop: "tool_use"), model: model)
+        }
+        let deltas = self.pieces(model: model).map { ["type": "text_delta", "text": $0] }
+        return self.eventStream(self.messagesStreamEvents(model: model, block: ["type": "text", "text": ""], deltas: deltas, stop: "end_turn"), model: model)
+    }
+
+    /// The events of a streamed Anthropic message with one content block: its start, its deltas
+    /// (a ping first for a text block, as the real API sends), its stop, and the message's end.
+    func messagesStreamEvents(model: String, block: [String: Any], deltas: [[String: Any]], stop: String) -> [String] {
+        var start = self.messageEnvelope(model: model, content: [], stop: stop)
         start["stop_reason"] = NSNull()
         start["usage"] = ["input_tokens": 12, "output_tokens": 1]
         var events: [(String, [String: Any])] = [("message_start", ["type": "message_start", "message": start])]
-        var stop = "end_turn"
-        if let tool = Self.toolName(tools) {
-            events.append(("content_block_start", ["type": "content_block_start", "index": 0, "content_block": ["type": "tool_use", "id": "toolu_mock_2", "name": tool, "input": [String: Any]()]]))
-            for piece in [#"{"ci"#, #"ty": "Pa"#, #"ris"}"#] {
-                events.append(("content_block_delta", ["type": "content_block_delta", "index": 0, "delta": ["type": "input_json_delta", "partial_json": piece]]))
-            }
-            stop = "tool_use"
-        } else {
-            events.append(("content_block_start", ["type": "content_block_start", "index": 0, "content_block": ["type": "text", "text": ""]]))
-            events.append(("ping", ["type": "ping"]))
-            for piece in self.pieces(model: model) {
-                events.append(("content_block_delta", ["type": "content_block_delta", "index": 0, "delta": ["type": "text_delta", "text": piece]]))
-            }
+        events.append(("content_block_start", ["type": "content_block_start", "index": 0, "content_block": block]))
+        if block["type"] as? String == "text" { events.append(("ping", ["type": "ping"])) }
+        for delta in deltas {
+            events.append(("content_block_delta", ["type": "content_block_delta", "index": 0, "delta": delta]))
         }
         events.append(("content_block_stop", ["type": "content_block_stop", "index": 0]))
         events.append(("message_delta", ["type": "message_delta", "delta": ["stop_reason": stop, "stop_sequence": NSNull()], "usage": ["output_tokens": 11]]))
         events.append(("message_stop", ["type": "message_stop"]))
-        return self.eventStream(events.map { "event: \($0.0)\ndata: \(Self.jsonText($0.1))\n\n" }, model: model)
+        return events.map { "event: \($0.0)\ndata: \(Self.jsonText($0.1))\n\n" }
     }
 
     // MARK: helpers
 
     /// Each event is sent in two writes split mid-event, so the proxy sees events cut at
-    /// arbitrary points, as it does on real networks.
-    private func eventStream(_ events: [String], model: String) -> MockReply {
+    /// arbitrary points, as it does on real networks. The chunk delay comes before every
+    /// `pauseEvery`-th event (long leak streams pause less often, to stay fast).
+    func eventStream(_ events: [String], model: String, pauseEvery: Int = 1) -> MockReply {
         var writes: [MockReply.Write] = []
-        for event in events {
+        for (index, event) in events.enumerated() {
             let bytes = Array(event.utf8)
             let cut = bytes.count / 2
-            writes.append(.init(bytes: Array(bytes[..<cut]), delayMilliseconds: self.delay(model: model)))
+            let delay = index % max(1, pauseEvery) == 0 ? self.delay(model: model) : 0
+            writes.append(.init(bytes: Array(bytes[..<cut]), delayMilliseconds: delay))
             writes.append(.init(bytes: Array(bytes[cut...]), delayMilliseconds: 0))
         }
         return MockReply(status: 200, contentType: "text/event-stream; charset=utf-8", writes: writes, isStream: true)
     }
 
-    private static func toolName(_ tools: [[String: Any]]) -> String? {
+    static func toolName(_ tools: [[String: Any]]) -> String? {
         guard let tool = tools.first else { return nil }
         if let function = tool["function"] as? [String: Any], let name = function["name"] as? String { return name }
         return tool["name"] as? String

@@ -1,5 +1,5 @@
 import Crypto
-public import Foundation
+import Foundation
 import NIOConcurrencyHelpers
 public import NIOCore
 public import NIOPosix
@@ -15,7 +15,8 @@ public struct MockUpstreamServer: @unchecked Sendable {
     public var chunkDelayMilliseconds: Int64
     /// When set, requests must carry this key in `Authorization: Bearer`, `x-api-key` or `api-key`.
     public var expectedKey: String?
-    /// JSON-lines file with one record per request: headers, body hashes, status.
+    /// JSON-lines file with one record per request: headers, the request body (as text, when it
+    /// is UTF-8 and at most 1 MiB), body hashes, status.
     public var recordFile: String?
     /// PEM certificate chain and key: serve HTTPS instead of HTTP (to test upstream TLS checks).
     public var tls: (certificateChain: String, privateKey: String)?
@@ -67,7 +68,7 @@ final class MockRecorder: Sendable {
 
     init(path: String) throws {
         if !FileManager.default.fileExists(atPath: path) {
-            FileManager.default.createFile(atPath: path, contents: nil)
+            _ = FileManager.default.createFile(atPath: path, contents: nil)
         }
         guard let handle = FileHandle(forWritingAtPath: path) else {
             throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
@@ -167,6 +168,10 @@ final class MockHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 "method": head.method.rawValue, "path": head.uri, "headers": received,
                 "request_sha256": SHA256.hash(data: body).hexString, "status": reply.status,
             ]
+            // What the provider was sent, so tests can check what reached it (masked secrets).
+            if body.count <= 1 << 20, let text = String(validating: body, as: UTF8.self) {
+                entry?["request_body"] = text
+            }
         }
         if reply.hangBeforeHead {
             self.state = .silent(Sending(writes: [], keepAlive: false, entry: entry))

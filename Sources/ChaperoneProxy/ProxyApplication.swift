@@ -1,6 +1,7 @@
 public import ChaperoneCore
 public import Foundation
 public import Logging
+public import ChaperoneMasking
 import NIOPosix
 import ServiceLifecycle
 import UnixSignals
@@ -36,6 +37,30 @@ public struct ProxyApplication: Sendable {
         )
     }
 
+    /// The masking engine and policy: the rules file (if any) then the built-in pack, and the
+    /// fingerprint key. A bad policy file or an unreadable configured key stops start-up.
+    public static func policyEngine(_ config: ProxyConfiguration, logger: Logger) throws -> PolicyEngine {
+        let policy = try Policy.load(file: config.policy.file, builtinRules: config.policy.builtinRules)
+        let keyFile = config.masking.fingerprintKeyFile
+        let fingerprinter: Fingerprinter
+        if let key = FileManager.default.contents(atPath: keyFile), !key.isEmpty {
+            fingerprinter = Fingerprinter(key: Array(key))
+        } else if config.masking.fingerprintKeyFileIsExplicit {
+            throw ConfigError(field: "masking.fingerprint_key_file", message: "cannot read \(keyFile) (or it is empty)")
+        } else {
+            logger.warning("masking.ephemeral_fingerprint_key", metadata: [
+                "file": "\(keyFile)",
+                "effect": "placeholders are keyed per process; mount the installation's fingerprint key to correlate across pods",
+            ])
+            fingerprinter = .ephemeral()
+        }
+        logger.info("policy.loaded", metadata: [
+            "rules": "\(policy.rules.count)", "file": "\(config.policy.file ?? "-")",
+            "detectors": "\(DetectorCatalog.builtIn.count)", "restore_placeholders": "\(config.masking.restorePlaceholders)",
+        ])
+        return PolicyEngine(policy: policy, masker: SecretMasker(fingerprinter: fingerprinter))
+    }
+
     public func run() async throws {
         let config = self.configuration
         var sinks: [any AuditSink] = []
@@ -54,9 +79,10 @@ public struct ProxyApplication: Sendable {
         for (name, upstreamConfig) in config.upstreams {
             upstreams[name] = try Upstream(name: name, config: upstreamConfig, timeouts: config.timeouts, eventLoopGroup: eventLoopGroup)
         }
+        let policy = try Self.policyEngine(config, logger: self.logger)
         let handler = ProxyExchangeHandler(
             upstreams: upstreams, configuration: config, trail: trail, metrics: metrics,
-            source: Self.sourceFromEnvironment(), logger: self.logger
+            source: Self.sourceFromEnvironment(), policy: policy, logger: self.logger
         )
         let proxy = HTTPServer(
             name: "proxy", host: config.listen.host, port: config.listen.port, handler: handler,

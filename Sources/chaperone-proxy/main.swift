@@ -1,5 +1,6 @@
 import ArgumentParser
 import ChaperoneCore
+import ChaperoneMasking
 import ChaperoneProxy
 import Foundation
 import Logging
@@ -63,7 +64,14 @@ struct ChaperoneProxyCommand: AsyncParsableCommand {
         }
         if let listen { configuration.listen = try Self.address(listen, option: "--listen") }
         if let admin { configuration.admin = try Self.address(admin, option: "--admin") }
+        let policy: PolicyEngine
+        do {
+            policy = try ProxyApplication.policyEngine(configuration, logger: logger)
+        } catch let error as ConfigError {
+            throw ValidationError("invalid policy: \(error)")
+        }
         if self.checkConfig {
+            print("policy ok: \(policy.policy.rules.count) rules (\(configuration.policy.file ?? "built-in pack only")), \(policy.masker.scanner.detectors.count) detectors")
             print("configuration ok: listen \(configuration.listen.host):\(configuration.listen.port), admin \(configuration.admin.host):\(configuration.admin.port)")
             for (name, upstream) in configuration.upstreams.sorted(by: { $0.key < $1.key }) {
                 print("  /\(name)/ -> \(upstream.baseURL) (\(upstream.provider.rawValue), key: \(upstream.credential?.file ?? "none"))")

@@ -1,4 +1,4 @@
 import ArgumentParser
 import ChaperoneControl
 
-await Chaperonectl.main()
+Chaperonectl.main()

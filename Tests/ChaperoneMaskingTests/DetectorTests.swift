@@ -22,7 +22,8 @@ import Testing
     }
 
     @Test func placeholderNamesDetectorAndKeyedFingerprint() {
-        let token = "ghp_" + String(repeating: "a1B2c3", count: 5) + "ZZZZZZ"
+        var rng = SeededGenerator(seed: 4)
+        let token = Samples.githubToken("ghp_", using: &rng)
         let a = self.masker.mask("x \(token) y")
         let b = self.masker.mask("another \(token)")
         #expect(a.findings.count == 1)
@@ -30,7 +31,9 @@ import Testing
         let other = SecretMasker(fingerprinter: Fingerprinter(key: Array("other".utf8))).mask(token)
         #expect(other.findings.first?.fingerprint != a.findings.first?.fingerprint)
         #expect(a.text.hasPrefix("x [REDACTED:github-pat:"))
-        #expect(a.findings.first?.confidence == .medium, "an invalid checksum lowers confidence")
+        #expect(a.findings.first?.confidence == .high, "a valid checksum gives high confidence")
+        let wrongChecksum = "ghp_" + String(repeating: "a1B2c3", count: 5) + "ZZZZZZ"
+        #expect(!self.masker.mask("x \(wrongChecksum) y").changed, "a classic token whose checksum fails is a look-alike")
     }
 
     @Test(arguments: [
@@ -74,6 +77,39 @@ import Testing
             automaton.scan(bytes) { id, end in hits.append((String(decoding: automaton.keywords[id], as: UTF8.self), end)) }
         }
         #expect(hits.map(\.0).sorted() == ["he", "hers", "she"])
+    }
+
+    /// Long texts are walked as four interleaved quarters; every occurrence must still be reported
+    /// exactly once, including keywords that straddle a quarter boundary.
+    @Test func keywordAutomatonSplitWalkFindsEveryOccurrenceOnce() {
+        let keywords = ["token", "sk", "-----begin", "https://hooks.slack.com/services/", "aws", "q~"]
+        let automaton = KeywordAutomaton(keywords: keywords)
+        var rng = SeededGenerator(seed: 21)
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyz-:/.~ ".utf8)
+        for length in [1, 31, 255, 256, 300, 511, 512, 513, 1000, 1023, 1024, 2049, 4099, 8191] {
+            for _ in 0..<20 {
+                var text = (0..<length).map { _ in alphabet.randomElement(using: &rng)! }
+                // Plant keywords, some across a quarter boundary.
+                for _ in 0..<(length / 40 + 1) {
+                    let word = Array(keywords.randomElement(using: &rng)!.utf8)
+                    guard word.count <= text.count else { continue }
+                    let boundary = text.count / 4 * Int.random(in: 1...3, using: &rng)
+                    let at = Bool.random(using: &rng) ? max(0, min(text.count - word.count, boundary - Int.random(in: 0...word.count, using: &rng)))
+                                                      : Int.random(in: 0...(text.count - word.count), using: &rng)
+                    text.replaceSubrange(at..<(at + word.count), with: word)
+                }
+                var expected: [String] = []
+                for (id, word) in keywords.enumerated() {
+                    let pattern = Array(word.utf8)
+                    for end in stride(from: pattern.count, through: text.count, by: 1) where text[(end - pattern.count)..<end].elementsEqual(pattern) {
+                        expected.append("\(id)@\(end)")
+                    }
+                }
+                var found: [String] = []
+                text.withUnsafeBufferPointer { bytes in automaton.scan(bytes) { id, end in found.append("\(id)@\(end)") } }
+                #expect(found.sorted() == expected.sorted(), "length \(length)")
+            }
+        }
     }
 
     @Test func restorerPutsOriginalsBackAcrossChunks() {

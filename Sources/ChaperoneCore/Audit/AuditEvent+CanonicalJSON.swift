@@ -189,6 +189,7 @@ extension CanonicalJSONWriter {
 
     mutating func finding(_ f: AuditEvent.Finding) {
         self.object { w in
+            if let v = f.confidence { w.key("confidence") { $0.string(v) } }
             w.key("detector") { $0.string(f.detector) }
             w.key("direction") { $0.string(f.direction) }
             w.key("fingerprint") { $0.string(f.fingerprint) }
@@ -200,7 +201,9 @@ extension CanonicalJSONWriter {
             w.key("action") { $0.string(d.action) }
             if let v = d.approvalID { w.key("approval_id") { $0.string(v) } }
             if let v = d.approvalOutcome { w.key("approval_outcome") { $0.string(v) } }
+            if let v = d.message { w.key("message") { $0.string(v) } }
             w.key("rules") { $0.strings(d.rules) }
+            if let v = d.severity { w.key("severity") { $0.string(v) } }
         }
     }
 

@@ -213,10 +213,13 @@ extension AuditEvent {
         public var detector: String
         public var direction: String
         public var fingerprint: String
-        public init(detector: String, direction: String, fingerprint: String) {
+        /// `high`, `medium` or `low`.
+        public var confidence: String?
+        public init(detector: String, direction: String, fingerprint: String, confidence: String? = nil) {
             self.detector = detector
             self.direction = direction
             self.fingerprint = fingerprint
+            self.confidence = confidence
         }
     }
 
@@ -225,14 +228,23 @@ extension AuditEvent {
         public var rules: [String]
         public var approvalID: String?
         public var approvalOutcome: String?
-        public init(action: String, rules: [String] = [], approvalID: String? = nil, approvalOutcome: String? = nil) {
+        /// The highest severity among the matched rules.
+        public var severity: String?
+        /// The deciding rule's message.
+        public var message: String?
+        public init(
+            action: String, rules: [String] = [], approvalID: String? = nil, approvalOutcome: String? = nil,
+            severity: String? = nil, message: String? = nil
+        ) {
             self.action = action
             self.rules = rules
             self.approvalID = approvalID
             self.approvalOutcome = approvalOutcome
+            self.severity = severity
+            self.message = message
         }
         enum CodingKeys: String, CodingKey {
-            case action, rules
+            case action, rules, severity, message
             case approvalID = "approval_id"
             case approvalOutcome = "approval_outcome"
         }

@@ -30,7 +30,7 @@ extension ProxyConfiguration {
         var config = ProxyConfiguration()
         guard let root else { return config }
         let top = try ConfigNode(path: "", node: root)
-        try top.rejectUnknownKeys(allowed: ["listen", "admin", "upstreams", "limits", "timeouts", "audit"])
+        try top.rejectUnknownKeys(allowed: ["listen", "admin", "upstreams", "limits", "timeouts", "audit", "masking", "policy"])
         if let listen = try top.child("listen") { config.listen = try Self.address(listen, default: config.listen) }
         if let admin = try top.child("admin") { config.admin = try Self.address(admin, default: config.admin) }
         if let upstreams = try top.child("upstreams") {
@@ -68,6 +68,19 @@ extension ProxyConfiguration {
             if let value = try audit.bool("stdout") { config.audit.stdout = value }
             if let value = try audit.int("max_content_chars", range: 0...(64 << 20)) { config.audit.maxContentCharacters = value }
             if let value = try audit.string("default_session_id") { config.audit.defaultSessionID = value }
+        }
+        if let masking = try top.child("masking") {
+            try masking.rejectUnknownKeys(allowed: ["fingerprint_key_file", "restore_placeholders"])
+            if let value = try masking.string("fingerprint_key_file") {
+                config.masking.fingerprintKeyFile = value
+                config.masking.fingerprintKeyFileIsExplicit = true
+            }
+            if let value = try masking.bool("restore_placeholders") { config.masking.restorePlaceholders = value }
+        }
+        if let policy = try top.child("policy") {
+            try policy.rejectUnknownKeys(allowed: ["file", "builtin_rules"])
+            config.policy.file = try policy.string("file")
+            if let value = try policy.bool("builtin_rules") { config.policy.builtinRules = value }
         }
         return config
     }

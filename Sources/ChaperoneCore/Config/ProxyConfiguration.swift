@@ -11,6 +11,8 @@ public struct ProxyConfiguration: Sendable, Equatable {
     public var limits: Limits
     public var timeouts: Timeouts
     public var audit: Audit
+    public var masking: Masking = .init()
+    public var policy: PolicySettings = .init()
 
     public init(
         listen: ListenAddress = .init(host: "127.0.0.1", port: 15080),
@@ -116,6 +118,27 @@ public struct ProxyConfiguration: Sendable, Equatable {
         public var clientIdle: ConfigDuration = .seconds(120)
         /// On SIGTERM, in-flight exchanges get this long to finish before they are cut.
         public var shutdownGrace: ConfigDuration = .seconds(25)
+        public init() {}
+    }
+
+    /// Secret masking is always on; these say how placeholders are keyed and whether echoes are
+    /// put back.
+    public struct Masking: Sendable, Equatable {
+        /// The per-installation HMAC key for placeholder fingerprints (a Secret shared by every
+        /// sidecar, so the same secret maps to the same placeholder cluster-wide). When the default
+        /// file is absent a per-process key is used; a configured file must be readable.
+        public var fingerprintKeyFile: String = Self.defaultFingerprintKeyFile
+        public var fingerprintKeyFileIsExplicit = false
+        /// Put the agent's own secrets back where the model echoes their placeholders.
+        public var restorePlaceholders = false
+        public static let defaultFingerprintKeyFile = "/var/run/secrets/chaperone/fingerprint/key"
+        public init() {}
+    }
+
+    public struct PolicySettings: Sendable, Equatable {
+        /// A policy file (rules in YAML), applied before the built-in rule pack.
+        public var file: String?
+        public var builtinRules = true
         public init() {}
     }
 

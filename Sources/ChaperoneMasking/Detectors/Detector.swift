@@ -90,7 +90,9 @@ public struct Detector: Sendable {
 
     /// Extra validation after the shape matched.
     public enum Check: Sendable {
-        /// GitHub's CRC32 checksum in the last six characters: valid → high confidence, else medium.
+        /// GitHub's CRC32 checksum in the last six characters: valid → high confidence; invalid →
+        /// no match for the classic 36-character body (every real one has the checksum), medium
+        /// confidence for longer bodies.
         case githubChecksum
         /// Contains the marker → high confidence; without it → the given confidence, or no match if nil.
         case marker(String, otherwise: Confidence?)
@@ -104,6 +106,8 @@ public struct Detector: Sendable {
         case databricks
         /// A mix of upper, lower and digits (AWS secret keys).
         case mixedCase
+        /// The body starts with a digit (Slack tokens: `xoxb-<team id>-…`, `xapp-1-…`).
+        case leadingDigit
         /// Looks like a real secret value: entropy, classes, not a placeholder.
         case secretLike
         /// A UUID.

@@ -1,5 +1,6 @@
 /// The built-in credential formats. Ids are stable: they appear in placeholders, findings and
-/// policy files. docs/masking.md lists them with examples.
+/// policy files. docs/masking.md lists them with examples. Variants of one credential (a legacy
+/// and a current format) are separate entries with the same id.
 public enum DetectorCatalog {
     private static let b62 = ByteSet.alphanumeric
     private static let b64url = ByteSet.base64URL
@@ -50,7 +51,7 @@ public enum DetectorCatalog {
         prefixed("digitalocean-token", "DigitalOcean token (dop_v1_, doo_v1_, dor_v1_)", ["dop_v1_", "doo_v1_", "dor_v1_"], body: hexLower, length: 64...64),
         prefixed("heroku-api-key", "Heroku API key (HRKU-…)", ["HRKU-"], body: b64url, length: 60...60),
         Detector(
-            id: "heroku-api-key-legacy", summary: "Heroku API key (a UUID assigned to a Heroku key name)", confidence: .medium,
+            id: "heroku-api-key", summary: "Heroku API key, legacy format (a UUID assigned to a Heroku key name)", confidence: .medium,
             rule: .assigned(.init(names: ["heroku"], nameMustContain: [["key", "token"]], value: ByteSet.hex.union(ByteSet("-")), length: 36...36, check: .uuid))
         ),
         // Source hosting and CI
@@ -75,15 +76,18 @@ public enum DetectorCatalog {
         prefixed("databricks-token", "Databricks personal access token (dapi…)", ["dapi"], body: hexLower.union(ByteSet("-")), length: 32...34, check: .databricks),
         prefixed("vault-token", "HashiCorp Vault token (hvs., hvb.)", ["hvs.", "hvb."], body: b64url, length: 24...512),
         prefixed("doppler-token", "Doppler token (dp.pt., dp.st., dp.sa., dp.ct., dp.scim.)", ["dp.pt.", "dp.st.", "dp.sa.", "dp.ct.", "dp.scim."], body: b62, length: 40...44),
-        prefixed("sentry-token", "Sentry organisation or user auth token (sntrys_, sntryu_)", ["sntrys_"], body: ByteSet.base64.union(ByteSet("_=")), length: 60...512),
-        prefixed("sentry-user-token", "Sentry user auth token (sntryu_)", ["sntryu_"], body: hexLower, length: 64...64),
+        prefixed("sentry-token", "Sentry organisation auth token (sntrys_)", ["sntrys_"], body: ByteSet.base64.union(ByteSet("_=")), length: 60...512),
+        prefixed("sentry-token", "Sentry user auth token (sntryu_)", ["sntryu_"], body: hexLower, length: 64...64),
         prefixed("grafana-cloud-token", "Grafana Cloud API token (glc_)", ["glc_"], body: .base64, length: 32...512, padding: 2),
         prefixed(
             "grafana-service-account-token", "Grafana service-account token (glsa_)", ["glsa_"],
             body: b62.union(ByteSet("_")), length: 41...41, check: .separators([(32, UInt8(ascii: "_"))])
         ),
         // Chat, payments, mail, messaging
-        prefixed("slack-token", "Slack bot, user, app or config token (xoxb-, xoxp-, xapp-, …)", ["xoxb-", "xoxp-", "xoxa-", "xoxr-", "xoxs-", "xoxe-", "xoxe.xoxp-", "xapp-"], body: b62.union(ByteSet("-")), length: 20...255),
+        prefixed(
+            "slack-token", "Slack bot, user, app or config token (xoxb-, xoxp-, xapp-, …)", ["xoxb-", "xoxp-", "xoxa-", "xoxr-", "xoxs-", "xoxe-", "xoxe.xoxp-", "xapp-"],
+            body: b62.union(ByteSet("-")), length: 20...255, check: .leadingDigit
+        ),
         prefixed(
             "slack-webhook-url", "Slack incoming webhook URL", ["https://hooks.slack.com/services/", "https://hooks.slack.com/workflows/", "https://hooks.slack.com/triggers/"],
             body: b62.union(ByteSet("/")), length: 30...120, check: .slackWebhook
@@ -98,10 +102,10 @@ public enum DetectorCatalog {
         prefixed("shopify-token", "Shopify access token (shpat_, shpca_, shppa_, shpss_)", ["shpat_", "shpca_", "shppa_", "shpss_"], body: .hex, length: 32...32),
         // AI providers
         prefixed(
-            "openai-api-key", "OpenAI API key (sk-proj-, sk-svcacct-, sk-admin-, legacy sk-…T3BlbkFJ…)", ["sk-proj-", "sk-svcacct-", "sk-admin-", "sk-None-"],
+            "openai-api-key", "OpenAI API key (sk-proj-, sk-svcacct-, sk-admin-, sk-None-)", ["sk-proj-", "sk-svcacct-", "sk-admin-", "sk-None-"],
             body: b64url, length: 32...256, check: .marker("T3BlbkFJ", otherwise: .medium)
         ),
-        prefixed("openai-api-key-legacy", "OpenAI API key, legacy format (sk-…T3BlbkFJ…)", ["sk-"], body: b62, length: 48...48, check: .marker("T3BlbkFJ", otherwise: nil)),
+        prefixed("openai-api-key", "OpenAI API key, legacy format (sk-…T3BlbkFJ…)", ["sk-"], body: b62, length: 48...48, check: .marker("T3BlbkFJ", otherwise: nil)),
         prefixed("anthropic-api-key", "Anthropic API key (sk-ant-api03-)", ["sk-ant-api03-"], body: b64url, length: 80...120, check: .suffix("AA")),
         prefixed("anthropic-admin-key", "Anthropic admin key (sk-ant-admin01-)", ["sk-ant-admin01-"], body: b64url, length: 80...120, check: .suffix("AA")),
         prefixed("huggingface-token", "Hugging Face access token (hf_)", ["hf_"], body: b62, length: 34...34),

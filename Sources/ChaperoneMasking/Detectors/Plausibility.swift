@@ -6,15 +6,17 @@ enum Plausibility {
     /// Shannon entropy in bits per byte.
     static func entropy(_ bytes: UnsafeBufferPointer<UInt8>.SubSequence) -> Double {
         guard !bytes.isEmpty else { return 0 }
-        var counts = [Int](repeating: 0, count: 128)
-        for byte in bytes { counts[Int(byte & 0x7F)] += 1 }
-        let total = Double(bytes.count)
-        var bits = 0.0
-        for count in counts where count > 0 {
-            let p = Double(count) / total
-            bits -= p * log2(p)
+        return withUnsafeTemporaryAllocation(of: Int32.self, capacity: 128) { counts in
+            counts.initialize(repeating: 0)
+            for byte in bytes { counts[Int(byte & 0x7F)] &+= 1 }
+            let total = Double(bytes.count)
+            var bits = 0.0
+            for count in counts where count > 0 {
+                let p = Double(count) / total
+                bits -= p * log2(p)
+            }
+            return bits
         }
-        return bits
     }
 
     /// Words and shapes that mark a value as an example or a reference to a secret kept elsewhere.
@@ -23,21 +25,115 @@ enum Plausibility {
         "placeholder", "dummy", "sample", "xxxx", "****", "....", "replace", "redacted", "fixme", "insert_", "${", "{{", "$(",
         "%(", "env(", "process.env", "os.environ", "getenv", "secretkeyref", "notasecret", "not-a-secret", "not_a_secret",
         "fake", "abcdefgh", "qwerty", "lorem", "<", ">", "secretsmanager", "vault:", "ref+",
-        "keyvault", "aws_secret", "/run/secrets", "/var/run/secrets", "@sha256",
+        "keyvault", "aws_secret", "/run/secrets", "/var/run/secrets", "@sha256", "op://",
     ].map { Array($0.utf8) }
 
     static func isPlaceholder(_ value: UnsafeBufferPointer<UInt8>.SubSequence) -> Bool {
         guard let first = value.first else { return true }
         if first == UInt8(ascii: "$") || first == UInt8(ascii: "%") || first == UInt8(ascii: "@") { return true }
         // One repeated character, or nearly.
-        var distinct = Set<UInt8>()
-        for byte in value { distinct.insert(byte); if distinct.count > 3 { break } }
-        if distinct.count <= 3 { return true }
-        let lowered = value.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }
-        for word in placeholderWords where lowered.count >= word.count {
-            if contains(lowered, word) { return true }
+        var seen = ByteSet()
+        var distinct = 0
+        for byte in value where !seen.contains(byte) {
+            seen.insert(byte)
+            distinct += 1
+            if distinct > 3 { break }
+        }
+        if distinct <= 3 { return true }
+        return placeholderIndex.occurs(in: value)
+    }
+
+    private static let placeholderIndex = WordIndex(placeholderWords)
+
+    /// Lower-case words grouped by their first byte, so that one pass over a value finds any of
+    /// them, ASCII case folded.
+    struct WordIndex: Sendable {
+        /// The words back to back, sorted by first byte.
+        private let bytes: [UInt8]
+        /// Word `w` is `bytes[wordStarts[w]..<wordStarts[w + 1]]`.
+        private let wordStarts: [Int]
+        /// The words that start with byte `b` are `firstStarts[b]..<firstStarts[b + 1]`.
+        private let firstStarts: [Int]
+        private let firstBytes: ByteSet
+
+        init(_ words: [[UInt8]]) {
+            let sorted = words.filter { !$0.isEmpty }.sorted { $0[0] < $1[0] }
+            var bytes: [UInt8] = [], wordStarts = [0], firstStarts = [Int](repeating: 0, count: 257), firstBytes = ByteSet()
+            for word in sorted {
+                bytes += word
+                wordStarts.append(bytes.count)
+                firstBytes.insert(word[0])
+            }
+            var w = 0
+            for b in 0..<256 {
+                firstStarts[b] = w
+                while w < sorted.count, Int(sorted[w][0]) == b { w += 1 }
+            }
+            firstStarts[256] = sorted.count
+            self.bytes = bytes
+            self.wordStarts = wordStarts
+            self.firstStarts = firstStarts
+            self.firstBytes = firstBytes
+        }
+
+        func occurs(in value: UnsafeBufferPointer<UInt8>.SubSequence) -> Bool {
+            self.bytes.withUnsafeBufferPointer { bytes in
+                self.wordStarts.withUnsafeBufferPointer { wordStarts in
+                    self.firstStarts.withUnsafeBufferPointer { firstStarts in
+                        var index = value.startIndex
+                        while index < value.endIndex {
+                            let first = Plausibility.folded(value[index])
+                            if self.firstBytes.contains(first) {
+                                next: for w in firstStarts[Int(first)]..<firstStarts[Int(first) + 1] {
+                                    let start = wordStarts[w], count = wordStarts[w + 1] - start
+                                    guard value.endIndex - index >= count else { continue }
+                                    for offset in 1..<count where Plausibility.folded(value[index + offset]) != bytes[start + offset] { continue next }
+                                    return true
+                                }
+                            }
+                            index += 1
+                        }
+                        return false
+                    }
+                }
+            }
+        }
+    }
+
+    @inline(__always)
+    static func folded(_ byte: UInt8) -> UInt8 { byte &- 0x41 < 26 ? byte | 0x20 : byte }
+
+    /// Whether `haystack`, ASCII case folded, contains `needle` (lower case).
+    static func containsFolded(_ haystack: UnsafeBufferPointer<UInt8>.SubSequence, _ needle: some Collection<UInt8>) -> Bool {
+        guard let first = needle.first else { return true }
+        let count = needle.count
+        guard count <= haystack.count else { return false }
+        var index = haystack.startIndex
+        let last = haystack.endIndex - count
+        while index <= last {
+            if folded(haystack[index]) == first {
+                var match = true
+                var offset = index + 1
+                for byte in needle.dropFirst() {
+                    if folded(haystack[offset]) != byte { match = false; break }
+                    offset += 1
+                }
+                if match { return true }
+            }
+            index += 1
         }
         return false
+    }
+
+    /// Whether `haystack`, ASCII case folded, ends with `suffix` (lower case).
+    static func hasFoldedSuffix(_ haystack: UnsafeBufferPointer<UInt8>.SubSequence, _ suffix: [UInt8]) -> Bool {
+        guard suffix.count <= haystack.count else { return false }
+        var index = haystack.endIndex - suffix.count
+        for byte in suffix {
+            if folded(haystack[index]) != byte { return false }
+            index += 1
+        }
+        return true
     }
 
     static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
@@ -63,14 +159,14 @@ enum Plausibility {
         var upper = 0, lower = 0, digit = 0, other = 0
         init(_ bytes: UnsafeBufferPointer<UInt8>.SubSequence) {
             for byte in bytes {
-                if ByteSet.upper.contains(byte) { upper += 1 } else if ByteSet.lower.contains(byte) { lower += 1 } else if ByteSet.digits.contains(byte) { digit += 1 } else { other += 1 }
+                if byte &- 0x41 < 26 { upper += 1 } else if byte &- 0x61 < 26 { lower += 1 } else if byte &- 0x30 < 10 { digit += 1 } else { other += 1 }
             }
         }
     }
 
     /// A value assigned to a secret-looking name that is itself random enough to be a credential.
     static func isSecretLike(_ value: UnsafeBufferPointer<UInt8>.SubSequence) -> Bool {
-        if isPlaceholder(value) { return false }
+        // Cheapest tests first; all must pass, so the order does not change the answer.
         let classes = Classes(value)
         let letters = classes.upper + classes.lower
         guard letters > 0, classes.digit > 0 || classes.other > 0 else { return false }
@@ -80,11 +176,12 @@ enum Plausibility {
         if isDottedIdentifier(value) { return false }
         if isNumberLike(value) { return false }
         let threshold = min(3.0, log2(Double(value.count)) * 0.85)
-        return entropy(value) >= threshold
+        return entropy(value) >= threshold && !isPlaceholder(value)
     }
 
     /// `config.secret_key`, `settings.API_TOKEN`: code that names a secret, not the secret.
     static func isDottedIdentifier(_ value: UnsafeBufferPointer<UInt8>.SubSequence) -> Bool {
+        let letters = ByteSet.letters, digitSet = ByteSet.digits // once, not per byte
         var sawDot = false
         var segmentStart = true
         var digits = 0
@@ -96,11 +193,11 @@ enum Plausibility {
                 continue
             }
             if segmentStart {
-                guard ByteSet.letters.contains(byte) || byte == UInt8(ascii: "_") else { return false }
+                guard letters.contains(byte) || byte == UInt8(ascii: "_") else { return false }
                 segmentStart = false
-            } else if ByteSet.digits.contains(byte) {
+            } else if digitSet.contains(byte) {
                 digits += 1
-            } else if !(ByteSet.letters.contains(byte) || byte == UInt8(ascii: "_")) {
+            } else if !(letters.contains(byte) || byte == UInt8(ascii: "_")) {
                 return false
             }
         }
@@ -110,7 +207,7 @@ enum Plausibility {
     /// Version numbers, dates, IPs: digits with separators.
     static func isNumberLike(_ value: UnsafeBufferPointer<UInt8>.SubSequence) -> Bool {
         var letters = 0
-        for byte in value where ByteSet.letters.contains(byte) { letters += 1 }
+        for byte in value where byte | 0x20 &- 0x61 < 26 { letters += 1 }
         return letters <= 1
     }
 

@@ -17,7 +17,11 @@ public struct SecretMatch: Sendable, Equatable {
 public final class SecretScanner: Sendable {
     public let detectors: [Detector]
     private let automaton: KeywordAutomaton
-    private let targets: [[Target]]
+    /// The targets of keyword `k`: `targets[targetStarts[k]..<targetStarts[k + 1]]`.
+    private let targets: [Target]
+    private let targetStarts: [Int]
+    /// Every target's keyword in its exact case, back to back.
+    private let patternBytes: [UInt8]
     private let keywordLengths: [Int]
     private let priorities: [Int]
     private let indexByID: [String: Int]
@@ -30,24 +34,33 @@ public final class SecretScanner: Sendable {
     /// secret, the characters before an Azure secret's `Q~`).
     public static let contextReach = 320
 
+    /// A detector that a keyword leads to. Plain values only (no references), so that the
+    /// per-hit loop does no reference counting.
     private struct Target: Sendable {
         var detector: Int
-        /// The keyword in its exact case (prefix rules compare case-sensitively).
-        var pattern: [UInt8]
+        var kind: Kind
+        /// The keyword in its exact case (prefix rules compare case-sensitively), as a range of
+        /// `patternBytes`.
+        var patternStart: Int
+        var patternCount: Int
+
+        enum Kind: UInt8, Sendable { case prefixed, assigned, privateKeyBlock, jsonWebToken, uriPassword, authorization, azureClientSecret }
     }
 
     public init(detectors: [Detector] = DetectorCatalog.builtIn) {
         self.detectors = detectors
+        // Several rules may report one id: variants of one credential (legacy and current
+        // formats). `index(of:)` gives the first.
         var ids: [String: Int] = [:]
-        for (index, detector) in detectors.enumerated() {
-            precondition(ids[detector.id] == nil, "duplicate detector id \(detector.id)")
+        for (index, detector) in detectors.enumerated() where ids[detector.id] == nil {
             ids[detector.id] = index
         }
         self.indexByID = ids
 
         var keywordIndex: [String: Int] = [:]
         var keywords: [String] = []
-        var targets: [[Target]] = []
+        var targetsByKeyword: [[Target]] = []
+        var patternBytes: [UInt8] = []
         func add(_ keyword: String, _ detector: Int) {
             let folded = keyword.lowercased()
             let id: Int
@@ -57,9 +70,21 @@ public final class SecretScanner: Sendable {
                 id = keywords.count
                 keywordIndex[folded] = id
                 keywords.append(folded)
-                targets.append([])
+                targetsByKeyword.append([])
             }
-            targets[id].append(Target(detector: detector, pattern: Array(keyword.utf8)))
+            let kind: Target.Kind
+            switch detectors[detector].rule {
+            case .prefixed: kind = .prefixed
+            case .assigned: kind = .assigned
+            case .privateKeyBlock: kind = .privateKeyBlock
+            case .jsonWebToken: kind = .jsonWebToken
+            case .uriPassword: kind = .uriPassword
+            case .authorization: kind = .authorization
+            case .azureClientSecret: kind = .azureClientSecret
+            case .reportedBy: return
+            }
+            targetsByKeyword[id].append(Target(detector: detector, kind: kind, patternStart: patternBytes.count, patternCount: keyword.utf8.count))
+            patternBytes += Array(keyword.utf8)
         }
         var priorities: [Int] = []
         for (index, detector) in detectors.enumerated() {
@@ -90,7 +115,11 @@ public final class SecretScanner: Sendable {
             }
         }
         self.automaton = KeywordAutomaton(keywords: keywords)
-        self.targets = targets
+        self.targets = targetsByKeyword.flatMap { $0 }
+        var starts = [0]
+        for list in targetsByKeyword { starts.append(starts.last! + list.count) }
+        self.targetStarts = starts
+        self.patternBytes = patternBytes
         self.keywordLengths = keywords.map { $0.utf8.count }
         self.priorities = priorities
     }
@@ -119,6 +148,17 @@ public final class SecretScanner: Sendable {
             return true
         }
 
+        @inline(__always)
+        func hasPrefix(_ pattern: UnsafeBufferPointer<UInt8>.SubSequence, at index: Int) -> Bool {
+            guard index >= 0, index + pattern.count <= self.text.count else { return false }
+            var offset = index
+            for byte in pattern {
+                if self.text[offset] != byte { return false }
+                offset &+= 1
+            }
+            return true
+        }
+
         func slice(_ start: Int, _ end: Int) -> UnsafeBufferPointer<UInt8>.SubSequence { self.text[start..<end] }
     }
 
@@ -136,24 +176,58 @@ public final class SecretScanner: Sendable {
     func scan(_ window: Window, from: Int, enabled: [Bool]?) -> ScanResult {
         var result = ScanResult()
         let scanStart = max(0, from - Self.contextReach)
-        self.automaton.scan(window.text, from: scanStart) { keyword, end in
-            let start = end - self.keywordLengths[keyword]
-            for target in self.targets[keyword] {
-                if let enabled, !enabled[target.detector] { continue }
-                self.confirm(target, at: start, window: window, from: from, enabled: enabled, into: &result)
+        self.targets.withUnsafeBufferPointer { targets in
+            self.targetStarts.withUnsafeBufferPointer { targetStarts in
+                self.keywordLengths.withUnsafeBufferPointer { keywordLengths in
+                    self.patternBytes.withUnsafeBufferPointer { patterns in
+                        self.automaton.scan(window.text, from: scanStart) { keyword, end in
+                            let start = end &- keywordLengths[keyword]
+                            for index in targetStarts[keyword]..<targetStarts[keyword &+ 1] {
+                                let target = targets[index]
+                                if let enabled, !enabled[target.detector] { continue }
+                                let pattern = patterns[target.patternStart..<(target.patternStart &+ target.patternCount)]
+                                guard Self.mayMatch(target, pattern: pattern, at: start, end: end, window: window) else { continue }
+                                self.confirm(target, pattern: pattern, at: start, window: window, from: from, enabled: enabled, into: &result)
+                            }
+                        }
+                    }
+                }
             }
         }
         return result
     }
 
+    /// Cheap conditions every rule of the target's kind checks anyway, tested before the rule
+    /// itself: most keyword hits in ordinary text (`token` in prose, `sk` in `task`) end here.
+    @inline(__always)
+    private static func mayMatch(_ target: Target, pattern: UnsafeBufferPointer<UInt8>.SubSequence, at start: Int, end: Int, window: Window) -> Bool {
+        switch target.kind {
+        case .prefixed, .privateKeyBlock:
+            return window.hasPrefix(pattern, at: start) && (target.kind == .privateKeyBlock || !ByteSet.alphanumeric.contains(window[start - 1]))
+        case .assigned:
+            return true
+        case .jsonWebToken:
+            return !Self.jwtAround.contains(window[start - 1])
+        case .uriPassword:
+            return start > 0 && Self.schemeCharacters.contains(window.text[start - 1])
+        case .authorization:
+            return window[end] == 0x20 && !ByteSet.alphanumeric.contains(window[start - 1])
+        case .azureClientSecret:
+            return start >= 4 && ByteSet.digits.contains(window.text[start - 1]) && window.hasPrefix(pattern, at: start)
+        }
+    }
+
     /// Overlapping matches: the earlier one wins; at the same start, the more specific detector.
+    /// The order is total, so the result does not depend on the order the matches were found in.
     func resolve(_ matches: [SecretMatch]) -> [SecretMatch] {
         guard matches.count > 1 else { return matches }
         let sorted = matches.sorted { a, b in
             if a.start != b.start { return a.start < b.start }
             let pa = self.priorities[a.detector], pb = self.priorities[b.detector]
             if pa != pb { return pa > pb }
-            return a.end > b.end
+            if a.end != b.end { return a.end > b.end }
+            if a.detector != b.detector { return a.detector < b.detector }
+            return a.confidence > b.confidence
         }
         var kept: [SecretMatch] = []
         kept.reserveCapacity(sorted.count)
@@ -166,7 +240,10 @@ public final class SecretScanner: Sendable {
 
     // MARK: rules
 
-    private func confirm(_ target: Target, at start: Int, window: Window, from: Int, enabled: [Bool]?, into result: inout ScanResult) {
+    private func confirm(
+        _ target: Target, pattern: UnsafeBufferPointer<UInt8>.SubSequence, at start: Int, window: Window, from: Int, enabled: [Bool]?,
+        into result: inout ScanResult
+    ) {
         let detector = self.detectors[target.detector]
         func add(_ s: Int, _ e: Int, _ index: Int, _ confidence: Confidence) {
             guard s >= from else { return }
@@ -174,14 +251,14 @@ public final class SecretScanner: Sendable {
         }
         switch detector.rule {
         case .prefixed(let rule):
-            guard let (end, confidence) = self.prefixed(rule, pattern: target.pattern, at: start, window: window, base: detector.confidence) else { return }
+            guard let (end, confidence) = self.prefixed(rule, pattern: pattern, at: start, window: window, base: detector.confidence) else { return }
             add(start, end, target.detector, confidence)
             if case .awsSecretKey(let id)? = rule.companion, let index = self.indexByID[id], enabled?[index] ?? true,
                let (s, e) = self.awsSecretAfterKeyID(end: end, window: window) {
                 add(s, e, index, .high)
             }
         case .assigned(let rule):
-            guard let (s, e) = self.assigned(rule, at: start, keywordLength: target.pattern.count, window: window) else { return }
+            guard let (s, e) = self.assigned(rule, at: start, keywordLength: target.patternCount, window: window) else { return }
             add(s, e, target.detector, detector.confidence)
         case .privateKeyBlock:
             switch self.privateKeyBlock(at: start, window: window) {
@@ -207,7 +284,7 @@ public final class SecretScanner: Sendable {
             guard let (s, e) = self.uriPassword(at: start, schemes: schemes, window: window) else { return }
             add(s, e, target.detector, detector.confidence)
         case .authorization(let scheme):
-            guard let (s, e) = self.authorization(scheme, at: start, keywordLength: target.pattern.count, window: window) else { return }
+            guard let (s, e) = self.authorization(scheme, at: start, keywordLength: target.patternCount, window: window) else { return }
             add(s, e, target.detector, scheme == .basic ? .high : detector.confidence)
         case .azureClientSecret:
             guard let (s, e) = self.azureClientSecret(at: start, window: window) else { return }
@@ -216,7 +293,7 @@ public final class SecretScanner: Sendable {
     }
 
     private func prefixed(
-        _ rule: Detector.PrefixedToken, pattern: [UInt8], at start: Int, window: Window, base: Confidence
+        _ rule: Detector.PrefixedToken, pattern: UnsafeBufferPointer<UInt8>.SubSequence, at start: Int, window: Window, base: Confidence
     ) -> (Int, Confidence)? {
         guard window.hasPrefix(pattern, at: start), !ByteSet.alphanumeric.contains(window[start - 1]) else { return nil }
         let bodyStart = start + pattern.count
@@ -238,7 +315,15 @@ public final class SecretScanner: Sendable {
         case nil:
             break
         case .githubChecksum:
-            confidence = Plausibility.githubChecksumHolds(body) ? .high : .medium
+            if Plausibility.githubChecksumHolds(body) {
+                confidence = .high
+            } else if body.count == 36 {
+                // Every classic token carries the checksum: without it, this is a look-alike
+                // (a typo, a test vector, an invented example), not a GitHub token.
+                return nil
+            } else {
+                confidence = .medium
+            }
         case .marker(let marker, let otherwise):
             if Plausibility.contains(Array(body), Array(marker.utf8)) {
                 confidence = .high
@@ -262,6 +347,8 @@ public final class SecretScanner: Sendable {
         case .mixedCase:
             let classes = Plausibility.Classes(body)
             guard classes.upper > 0, classes.lower > 0, classes.digit > 0 else { return nil }
+        case .leadingDigit:
+            guard let first = body.first, ByteSet.digits.contains(first) else { return nil }
         case .secretLike:
             guard Plausibility.isSecretLike(body) else { return nil }
         case .uuid:
@@ -292,6 +379,7 @@ public final class SecretScanner: Sendable {
         return nil
     }
 
+    private static let placeholderMarker = Array("[REDACTED:".utf8)
     private static let nameCharacters = ByteSet.alphanumeric.union(ByteSet("_.-"))
     private static let excludedNameEndings: [[UInt8]] = [
         "file", "path", "dir", "name", "type", "url", "uri", "length", "len", "size", "count", "limit", "env", "var", "field",
@@ -299,29 +387,23 @@ public final class SecretScanner: Sendable {
         "prefix", "suffix", "format", "mode", "method", "algorithm", "alg", "version", "enabled", "required", "kind", "ref",
         "policy", "template", "hint", "label", "endpoint", "host", "user", "username", "usage", "index", "hash", "sha",
         "digest", "checksum", "tokens", "_at", "provider", "scope", "scopes", "location", "store", "source", "status",
+        "tokenizer", "encoding", "encoder",
+    ].map { Array($0.utf8) }
+    /// Names of things that are not credentials although they hold a token-ish word: public keys,
+    /// and the continuation tokens of paginated APIs (`nextPageToken`, `NextToken`, `sync_token`).
+    private static let excludedNameParts: [[UInt8]] = [
+        "public", "pagetoken", "page_token", "page-token", "pagination", "nexttoken", "next_token", "synctoken", "sync_token",
+        "continuationtoken", "continuation_token", "cursor",
     ].map { Array($0.utf8) }
 
     private func assigned(_ rule: Detector.AssignedValue, at start: Int, keywordLength: Int, window: Window) -> (Int, Int)? {
-        // The whole name around the keyword.
-        var nameStart = start
-        while nameStart > 0, Self.nameCharacters.contains(window.text[nameStart - 1]) {
-            nameStart -= 1
-            if start - nameStart > 64 { return nil }
-        }
+        let nameCharacters = Self.nameCharacters // static lets cost a swift_once per access
+        // The checks run cheapest first (most keyword hits are names with no value after them);
+        // all must hold, so their order does not change the outcome.
         var nameEnd = start + keywordLength
-        while nameEnd < window.count, Self.nameCharacters.contains(window.text[nameEnd]) {
+        while nameEnd < window.count, nameCharacters.contains(window.text[nameEnd]) {
             nameEnd += 1
             if nameEnd - start > 80 { return nil }
-        }
-        let name = window.slice(nameStart, nameEnd).map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }
-        for group in rule.nameMustContain where !group.contains(where: { Plausibility.contains(name, Array($0.utf8)) }) {
-            return nil
-        }
-        if case .secretLike = rule.check {
-            for ending in Self.excludedNameEndings where name.count >= ending.count && name.suffix(ending.count).elementsEqual(ending) {
-                return nil
-            }
-            if Plausibility.contains(name, Array("public".utf8)) { return nil }
         }
         // Separator: `=`, `:`, `:=`, `=>`, `?=`, after an optional closing quote and spaces.
         var index = nameEnd
@@ -343,7 +425,7 @@ public final class SecretScanner: Sendable {
         }
         index = self.skipBlanks(from: index, window: window)
         if window[index] == UInt8(ascii: "\\"), window[index + 1] == UInt8(ascii: "\"") { index += 2 }
-        else if [UInt8(ascii: "\""), UInt8(ascii: "'"), UInt8(ascii: "`")].contains(window[index]) { index += 1 }
+        else if window[index] == UInt8(ascii: "\"") || window[index] == UInt8(ascii: "'") || window[index] == UInt8(ascii: "`") { index += 1 }
         let valueStart = index
         let cap = valueStart + rule.length.upperBound + 2
         var end = valueStart
@@ -351,10 +433,30 @@ public final class SecretScanner: Sendable {
         guard end < cap else { return nil }
         // An escaped closing quote, and sentence punctuation, are not part of the value.
         if end - valueStart >= 1, window.text[end - 1] == UInt8(ascii: "\\") { end -= 1 }
-        if case .secretLike = rule.check {
+        let secretLike: Bool
+        if case .secretLike = rule.check { secretLike = true } else { secretLike = false }
+        if secretLike {
+            // `API_KEY=sk-ant-api03-...`: an elided example, not a value.
+            if end - valueStart >= 2, window.text[end - 1] == UInt8(ascii: "."), window.text[end - 2] == UInt8(ascii: ".") { return nil }
             while end > valueStart, window.text[end - 1] == UInt8(ascii: ".") || window.text[end - 1] == UInt8(ascii: ":") { end -= 1 }
         }
         guard rule.length.contains(end - valueStart) else { return nil }
+        // The whole name around the keyword.
+        var nameStart = start
+        while nameStart > 0, nameCharacters.contains(window.text[nameStart - 1]) {
+            nameStart -= 1
+            if start - nameStart > 64 { return nil }
+        }
+        let name = window.slice(nameStart, nameEnd)
+        for group in rule.nameMustContain where !group.contains(where: { Plausibility.containsFolded(name, $0.utf8) }) {
+            return nil
+        }
+        if secretLike {
+            // `arn:aws:secretsmanager:…:secret:name`: a segment of a colon path, not a name.
+            if nameStart > 0, window.text[nameStart - 1] == UInt8(ascii: ":") { return nil }
+            for ending in Self.excludedNameEndings where Plausibility.hasFoldedSuffix(name, ending) { return nil }
+            for part in Self.excludedNameParts where Plausibility.containsFolded(name, part) { return nil }
+        }
         let value = window.slice(valueStart, end)
         switch rule.check {
         case .secretLike?:
@@ -365,7 +467,7 @@ public final class SecretScanner: Sendable {
         case .uuid?:
             guard Plausibility.isUUID(value) else { return nil }
         case .suffix(let suffix)?:
-            guard Array(value.suffix(suffix.utf8.count)) == Array(suffix.utf8), !Plausibility.isPlaceholder(value) else { return nil }
+            guard value.count >= suffix.utf8.count, value.suffix(suffix.utf8.count).elementsEqual(suffix.utf8), !Plausibility.isPlaceholder(value) else { return nil }
         default:
             guard !Plausibility.isPlaceholder(value) else { return nil }
         }
@@ -386,12 +488,18 @@ public final class SecretScanner: Sendable {
     private static let labelCharacters = ByteSet.upper.union(.digits).union(ByteSet(" "))
 
     /// `-----BEGIN … PRIVATE KEY-----` to the end of its END line, newlines real or escaped.
+    ///
+    /// The BEGIN line must end the line (a line break, a `\\n` escape or a blank follows it) and
+    /// the body must hold key material: a run of at least `keyMaterialRun` base64 characters.
+    /// A header quoted in prose, or an example block with `...` or `<paste key here>` as its body,
+    /// is not a key.
     func privateKeyBlock(at start: Int, window: Window) -> BlockResult {
+        let labelCharacters = Self.labelCharacters, base64 = ByteSet.base64
         guard window.hasPrefix(Self.beginMarker, at: start) else { return .none }
         // The label: upper-case words, then five dashes.
         var index = start + Self.beginMarker.count
         let labelStart = index
-        while index < window.count, index - labelStart <= 64, Self.labelCharacters.contains(window.text[index]) { index += 1 }
+        while index < window.count, index - labelStart <= 64, labelCharacters.contains(window.text[index]) { index += 1 }
         if index >= window.count { return window.atEnd ? .none : .hold(headerComplete: false) }
         guard window.text[index] == UInt8(ascii: "-") else { return .none }
         if index + Self.dashes.count > window.count {
@@ -401,14 +509,29 @@ public final class SecretScanner: Sendable {
         let label = window.slice(labelStart, index)
         guard Self.isPrivateKeyLabel(label) else { return .none }
         let headerEnd = index + Self.dashes.count
+        // What follows the header: a line break, an escaped one, or a blank.
+        if headerEnd >= window.count { return window.atEnd ? .none : .hold(headerComplete: false) }
+        switch window.text[headerEnd] {
+        case 0x0A, 0x0D, 0x20, 0x09:
+            break
+        case UInt8(ascii: "\\"):
+            if headerEnd + 1 >= window.count { return window.atEnd ? .none : .hold(headerComplete: false) }
+            guard window.text[headerEnd + 1] == UInt8(ascii: "n") || window.text[headerEnd + 1] == UInt8(ascii: "r") else { return .none }
+        default:
+            return .none
+        }
         let limit = start + Self.privateKeyLimit
         let searchEnd = min(window.count, limit)
         var cursor = headerEnd
+        var run = 0
+        var material = false
         while cursor + Self.endMarker.count <= searchEnd {
-            if window.text[cursor] == UInt8(ascii: "-"), window.hasPrefix(Self.endMarker, at: cursor) {
+            let byte = window.text[cursor]
+            if byte == UInt8(ascii: "-"), window.hasPrefix(Self.endMarker, at: cursor) {
+                guard material else { return .none }
                 // The END line's label and closing dashes.
                 var close = cursor + Self.endMarker.count
-                while close < searchEnd, close - cursor <= 72, Self.labelCharacters.contains(window.text[close]) { close += 1 }
+                while close < searchEnd, close - cursor <= 72, labelCharacters.contains(window.text[close]) { close += 1 }
                 if close + Self.dashes.count <= searchEnd, window.hasPrefix(Self.dashes, at: close) {
                     return .block(end: close + Self.dashes.count)
                 }
@@ -417,11 +540,21 @@ public final class SecretScanner: Sendable {
                 }
                 return .block(end: close)
             }
+            if base64.contains(byte) {
+                run += 1
+                if run >= Self.keyMaterialRun { material = true }
+            } else {
+                run = 0
+            }
             cursor += 1
         }
-        if limit <= window.count { return .block(end: limit) }
-        return window.atEnd ? .block(end: window.count) : .hold(headerComplete: true)
+        if limit <= window.count { return material ? .block(end: limit) : .none }
+        guard window.atEnd else { return .hold(headerComplete: true) }
+        return material ? .block(end: window.count) : .none
     }
+
+    /// Base64 characters in a row that make a block body key material (a PEM line has 64).
+    static let keyMaterialRun = 40
 
     private static func isPrivateKeyLabel(_ label: UnsafeBufferPointer<UInt8>.SubSequence) -> Bool {
         [" PRIVATE KEY", " PRIVATE KEY BLOCK"].contains { suffix in
@@ -431,9 +564,11 @@ public final class SecretScanner: Sendable {
     }
 
     private static let jwtCharacters = ByteSet.base64URL
+    private static let jwtAround = ByteSet.base64URL.union(ByteSet("."))
 
     private func jsonWebToken(at start: Int, window: Window) -> (Int, Bool)? {
-        let around = Self.jwtCharacters.union(ByteSet("."))
+        let jwtCharacters = Self.jwtCharacters
+        let around = Self.jwtAround
         guard !around.contains(window[start - 1]) else { return nil }
         var index = start
         var segments: [(Int, Int)] = []
@@ -445,7 +580,7 @@ public final class SecretScanner: Sendable {
                 segments.append((segmentStart, index))
                 if segments.count > 2 { return nil }
                 segmentStart = index + 1
-            } else if !Self.jwtCharacters.contains(byte) {
+            } else if !jwtCharacters.contains(byte) {
                 break
             }
             index += 1
@@ -473,19 +608,20 @@ public final class SecretScanner: Sendable {
     ].map { Array($0.utf8) })
 
     private func uriPassword(at start: Int, schemes: [String], window: Window) -> (Int, Int)? {
+        let schemeCharacters = Self.schemeCharacters, userCharacters = Self.userCharacters, passwordCharacters = Self.passwordCharacters
         var schemeStart = start
-        while schemeStart > 0, start - schemeStart < 24, Self.schemeCharacters.contains(window.text[schemeStart - 1]) { schemeStart -= 1 }
+        while schemeStart > 0, start - schemeStart < 24, schemeCharacters.contains(window.text[schemeStart - 1]) { schemeStart -= 1 }
         guard schemeStart < start, !ByteSet.alphanumeric.contains(window[schemeStart - 1]) else { return nil }
         let scheme = String(decoding: window.slice(schemeStart, start), as: UTF8.self).lowercased()
         guard schemes.contains(scheme) || schemes.contains(where: { scheme.hasSuffix(":" + $0) }) else { return nil }
         var index = start + 3
         let userStart = index
-        while index < window.count, index - userStart <= 256, Self.userCharacters.contains(window.text[index]) { index += 1 }
+        while index < window.count, index - userStart <= 256, userCharacters.contains(window.text[index]) { index += 1 }
         guard window[index] == UInt8(ascii: ":") else { return nil }
         let user = window.slice(userStart, index)
         index += 1
         let passwordStart = index
-        while index < window.count, index - passwordStart <= 256, Self.passwordCharacters.contains(window.text[index]) { index += 1 }
+        while index < window.count, index - passwordStart <= 256, passwordCharacters.contains(window.text[index]) { index += 1 }
         guard index < window.count, window.text[index] == UInt8(ascii: "@") else { return nil }
         let password = window.slice(passwordStart, index)
         guard password.count >= 3, password.count <= 256, !Plausibility.isPlaceholder(password) else { return nil }
@@ -510,6 +646,8 @@ public final class SecretScanner: Sendable {
         guard index < cap else { return nil }
         var end = index
         while end > valueStart, window.text[end - 1] == UInt8(ascii: ".") { end -= 1 }
+        // `Bearer eyJhbGciOi...`: an elided example, not a credential.
+        guard index - end < 2 else { return nil }
         let value = window.slice(valueStart, end)
         switch scheme {
         case .bearer:

@@ -121,6 +121,13 @@ public final class PolicyEngine: Sendable {
         return self.decide(texts: masked, findings: findings, originals: originals, context: context)
     }
 
+    /// Masks one text: secrets, then the keywords and patterns of `mask` rules.
+    public func maskText(_ text: String, selection: DetectorSelection, context: PolicyContext, keepOriginals: Bool = false) -> MaskedText {
+        var result = self.masker.mask(text, selection: selection, keepOriginals: keepOriginals)
+        self.applyCustomMasks(&result, context: context, keepOriginals: keepOriginals)
+        return result
+    }
+
     /// Evaluates the rules on text that is already masked (a finished streamed response).
     public func decide(texts: [String], findings: [Finding], originals: [String: String] = [:], context: PolicyContext) -> PolicyResult {
         var keywordHit = Set<Int>()

@@ -1,3 +1,4 @@
+import ChaperoneMasking
 import NIOConcurrencyHelpers
 public import Prometheus
 
@@ -32,6 +33,8 @@ public struct ProxyMetrics: Sendable {
         var routes: [Route: RouteHandles] = [:]
         var requests: [Outcome: Counter] = [:]
         var auditEvents: [String: Counter] = [:]
+        var findings: [String: Counter] = [:]
+        var policyDecisions: [String: Counter] = [:]
         var upstreamErrors: [[String]: Counter] = [:]
     }
 
@@ -103,6 +106,35 @@ public struct ProxyMetrics: Sendable {
                 descriptor: Self.descriptor("upstream_errors", unit: "total", "Upstream failures: connect, tls, timeout, reset."),
                 labels: [("upstream", upstream), ("reason", reason)])
             cache.upstreamErrors[[upstream, reason]] = counter
+            return counter
+        }
+        counter.increment()
+    }
+
+    /// Secrets masked, by detector and direction (`chaperone_proxy_findings_total`).
+    func findingsRecorded(_ findings: [ChaperoneMasking.Finding], direction: String) {
+        for finding in findings {
+            let key = finding.detector + "|" + direction
+            let counter = self.cache.withLockedValue { cache in
+                if let counter = cache.findings[key] { return counter }
+                let counter = self.registry.makeCounter(
+                    descriptor: Self.descriptor("findings", unit: "total", "Secrets masked, by detector and direction."),
+                    labels: [("detector", finding.detector), ("direction", direction)])
+                cache.findings[key] = counter
+                return counter
+            }
+            counter.increment()
+        }
+    }
+
+    /// Policy decisions other than a plain allow, by action (`chaperone_proxy_policy_decisions_total`).
+    func policyDecided(action: String) {
+        let counter = self.cache.withLockedValue { cache in
+            if let counter = cache.policyDecisions[action] { return counter }
+            let counter = self.registry.makeCounter(
+                descriptor: Self.descriptor("policy_decisions", unit: "total", "Requests a policy rule matched, by resulting action."),
+                labels: [("action", action)])
+            cache.policyDecisions[action] = counter
             return counter
         }
         counter.increment()

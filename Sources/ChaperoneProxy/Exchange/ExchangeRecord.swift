@@ -27,6 +27,11 @@ struct ExchangeRecord {
     var responseSHA256: String?
     var response: ResponseSummary?
     var outcome: AuditEvent.Outcome = .completed
+    /// Secrets masked in the request and in the response (never the secrets themselves).
+    var requestFindings: [AuditEvent.Finding] = []
+    var responseFindings: [AuditEvent.Finding] = []
+    /// What the policy decided about the request.
+    var decision = AuditEvent.Decision(action: "allow")
     var error: AuditEvent.ErrorInfo?
 
     init(method: String, path: String, sessionID: String, source: AuditEvent.Source) {
@@ -60,7 +65,8 @@ struct ExchangeRecord {
             ),
             genAI: self.genAI(includeResponse: false),
             content: .init(messages: messages, inputCount: self.request?.inputCount, truncated: limiter.truncated),
-            decision: .init(action: "allow")
+            findings: self.requestFindings,
+            decision: self.decision
         )
     }
 
@@ -89,6 +95,8 @@ struct ExchangeRecord {
             ),
             genAI: self.genAI(includeResponse: true),
             content: content,
+            findings: self.responseFindings,
+            decision: self.operation != nil && self.decision.action != "allow" ? self.decision : nil,
             outcome: self.outcome,
             error: self.error ?? self.response?.error
         )

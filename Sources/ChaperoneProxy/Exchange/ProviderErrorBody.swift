@@ -57,6 +57,19 @@ struct ProxyError: Error, Sendable {
                    message: "chaperone-proxy: the request body could not be read: \(detail)", outcome: .rejected)
     }
 
+    /// A policy rule denied the request.
+    static func policyDenied(rule: String, message: String) -> ProxyError {
+        ProxyError(code: "policy_denied", status: .forbidden,
+                   message: "chaperone-proxy: request denied by policy rule \(rule): \(message)", outcome: .rejected)
+    }
+
+    /// A policy rule requires a person's approval, and this proxy has no approval service to ask:
+    /// the request is refused rather than sent unapproved.
+    static func approvalRequired(rule: String, message: String) -> ProxyError {
+        ProxyError(code: "approval_required", status: .forbidden,
+                   message: "chaperone-proxy: policy rule \(rule) requires a human approval (\(message)), and no approval service is configured for this proxy; the request was not sent", outcome: .rejected)
+    }
+
     static let shuttingDown = ProxyError(
         code: "shutting_down", status: .serviceUnavailable,
         message: "chaperone-proxy: the sidecar is shutting down", outcome: .rejected)
@@ -75,6 +88,7 @@ struct ProxyError: Error, Sendable {
     private var anthropicType: String {
         switch self.status.code {
         case 400: "invalid_request_error"
+        case 403: "permission_error"
         case 404: "not_found_error"
         case 413: "request_too_large"
         case 431: "invalid_request_error"

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import ChaperoneCore
 import ChaperoneLLM
+import ChaperoneMasking
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -16,11 +17,15 @@ final class ProxyExchangeHandler: HTTPExchangeHandler {
     private let metrics: ProxyMetrics
     private let source: AuditEvent.Source
     private let logger: Logger
+    private let policy: PolicyEngine
+    private let restorePlaceholders: Bool
 
     init(
         upstreams: [String: Upstream], configuration: ProxyConfiguration, trail: AuditTrail,
-        metrics: ProxyMetrics, source: AuditEvent.Source, logger: Logger
+        metrics: ProxyMetrics, source: AuditEvent.Source, policy: PolicyEngine, logger: Logger
     ) {
+        self.policy = policy
+        self.restorePlaceholders = configuration.masking.restorePlaceholders
         self.upstreams = upstreams
         self.limits = configuration.limits
         self.timeouts = configuration.timeouts
@@ -101,6 +106,7 @@ final class ProxyExchangeHandler: HTTPExchangeHandler {
         // and later masked and checked by policy, before any byte goes upstream. Everything else
         // streams through.
         let requestBody: HTTPClientRequest.Body?
+        var responseMasking: ResponseMaskingPlan?
         if let operation = record.operation {
             let whole: ByteBuffer
             do {
@@ -111,9 +117,42 @@ final class ProxyExchangeHandler: HTTPExchangeHandler {
             }
             record.requestBytes = body.byteCount
             record.requestSHA256 = body.sha256
-            record.request = operation.summarizeRequest(Array(whole.readableBytesView))
+            // Mask the prompt and let the policy decide before anything is recorded or sent.
+            let raw = Array(whole.readableBytesView)
+            let rawSummary = operation.summarizeRequest(raw)
+            var context = PolicyContext(
+                direction: .request, model: rawSummary.model, upstream: upstream.name, path: target.path,
+                tools: Self.toolNames(raw, summary: rawSummary)
+            )
+            let masked = RequestMasking(engine: self.policy, keepOriginals: self.restorePlaceholders).apply(body: raw, context: context)
+            let forwarded = masked.body ?? raw
+            record.request = masked.body == nil ? rawSummary : operation.summarizeRequest(forwarded)
+            record.requestFindings = AuditEvent.Finding.distinct(masked.result.findings, direction: .request)
+            self.metrics.findingsRecorded(masked.result.findings, direction: "request")
+            let result = masked.result
+            if !result.matchedRules.isEmpty {
+                record.decision = AuditEvent.Decision(
+                    action: result.action.rawValue, rules: result.rules,
+                    severity: result.matchedRules.map(\.severity).max { Severity.allCases.firstIndex(of: $0)! < Severity.allCases.firstIndex(of: $1)! }?.rawValue,
+                    message: result.decidingRule?.message ?? result.matchedRules.first?.message
+                )
+                self.metrics.policyDecided(action: result.action.rawValue)
+            }
             await self.recordEvent(record.requestEvent(limits: self.contentLimiter))
-            requestBody = .bytes(whole)
+            if let rule = result.decidingRule, rule.action == .deny || rule.action == .requireApproval {
+                logger.info("policy.refused", metadata: ["rule": "\(rule.id)", "action": "\(rule.action.rawValue)"])
+                let refusal: ProxyError = rule.action == .deny
+                    ? .policyDenied(rule: rule.id, message: rule.message)
+                    : .approvalRequired(rule: rule.id, message: rule.message)
+                return await self.refuse(refusal, provider: upstream.config.provider, body: body, record: &record, connection: connection)
+            }
+            context.direction = .response
+            if operation != .openAIEmbeddings {
+                responseMasking = ResponseMaskingPlan(
+                    masker: self.policy.masker, selection: self.policy.selection(for: context), originals: result.originals
+                )
+            }
+            requestBody = .bytes(masked.body.map { ByteBuffer(bytes: $0) } ?? whole)
         } else if declaredLength == 0 || (declaredLength == nil && !head.headers.contains(name: "transfer-encoding")) {
             _ = await body.drain()
             requestBody = nil
@@ -140,7 +179,8 @@ final class ProxyExchangeHandler: HTTPExchangeHandler {
 
         let forwarding = UpstreamForwarding(
             upstream: upstream, request: request, body: body, connection: connection,
-            captureLimit: self.limits.maxAuditedResponseBytes, metrics: self.metrics, logger: logger
+            captureLimit: self.limits.maxAuditedResponseBytes, metrics: self.metrics, logger: logger,
+            masking: responseMasking
         )
         let state = await forwarding.run(total: self.timeouts.total, record: record) { finished in
             await self.recordEvent(finished.completionEvent(limits: self.contentLimiter))
@@ -208,6 +248,19 @@ final class ProxyExchangeHandler: HTTPExchangeHandler {
                        message: "chaperone-proxy: the connection ended before the request body did (\(error))",
                        outcome: .clientDisconnected)
         }
+    }
+
+    /// Tools the request offers or calls, for `match.tools` in policy rules.
+    private static func toolNames(_ body: [UInt8], summary: RequestSummary) -> [String] {
+        var names = Set(summary.messages.flatMap { ($0.toolCalls ?? []).compactMap(\.name) })
+        _ = try? JSONStringRewriter.rewrite(body, select: { site in
+            guard case .key("tools")? = site.path.first, site.lastKey == "name" else { return false }
+            return true
+        }) { _, name in
+            names.insert(name)
+            return nil
+        }
+        return names.sorted()
     }
 
     /// For requests that name no known upstream, answer in the shape their SDK most likely reads.

@@ -27,6 +27,18 @@ struct ResponseObserver {
     mutating func observe(_ buffer: ByteBuffer) {
         buffer.withUnsafeReadableBytes { bytes in
             self.digest.update(bufferPointer: bytes)
+            self.read(bytes)
+        }
+    }
+
+    /// Hashes and counts upstream bytes only (their content is read in masked form via `read`).
+    mutating func hash(_ buffer: ByteBuffer) {
+        buffer.withUnsafeReadableBytes { self.digest.update(bufferPointer: $0) }
+    }
+
+    /// Reads response content (masked) for the audit summary.
+    mutating func read(_ bytes: some Collection<UInt8>) {
+        do {
             if self.accumulator != nil {
                 self.accumulator?.feed(bytes)
             } else if self.captureLimit > 0, !self.captureOverflowed {

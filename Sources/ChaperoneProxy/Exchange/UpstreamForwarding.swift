@@ -1,6 +1,8 @@
 import Foundation
 import AsyncHTTPClient
 import ChaperoneCore
+import ChaperoneLLM
+import ChaperoneMasking
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -17,6 +19,8 @@ struct UpstreamForwarding: Sendable {
     let captureLimit: Int
     let metrics: ProxyMetrics
     let logger: Logger
+    /// How to mask the response of an LLM operation; nil for generic traffic.
+    var masking: ResponseMaskingPlan?
 
     struct Result {
         var record: ExchangeRecord
@@ -89,6 +93,17 @@ struct UpstreamForwarding: Sendable {
             box.result.keepAlive = false
         }
 
+        let isEventStream = record.responseContentType?.lowercased().hasPrefix("text/event-stream") ?? false
+        if let plan = self.masking, !isEventStream {
+            await self.forwardWhole(response, plan: plan, headers: headers, record: record, observer: observer, into: box, finish: finish)
+            return
+        }
+        var streamMasking = self.masking.map {
+            EventStreamMasking(operation: record.operation ?? .openAIChatCompletions, masker: $0.masker, selection: $0.selection, originals: $0.originals)
+        }
+        if streamMasking != nil { headers.remove(name: "content-length") }
+        var delivered = 0
+
         self.metrics.streamStarted()
         defer { self.metrics.streamEnded() }
         // After the head has gone out, a failure can only cut the connection.
@@ -97,14 +112,31 @@ struct UpstreamForwarding: Sendable {
             try await self.connection.outbound.write(.head(HTTPResponseHead(version: .http1_1, status: response.status, headers: headers)))
             responseStarted = true
             for try await chunk in response.body {
-                do {
-                    try await self.connection.outbound.write(.body(.byteBuffer(chunk)))
-                } catch {
+                var outgoing = chunk
+                if streamMasking != nil {
+                    observer.hash(chunk)
+                    let masked = streamMasking!.feed(chunk.readableBytesView)
+                    observer.read(masked.audit)
+                    guard !masked.agent.isEmpty else { continue }
+                    outgoing = ByteBuffer(bytes: masked.agent)
+                } else {
                     observer.observe(chunk)
+                }
+                delivered += outgoing.readableBytes
+                do {
+                    try await self.connection.outbound.write(.body(.byteBuffer(outgoing)))
+                } catch {
                     record.outcome = .clientDisconnected
                     break
                 }
-                observer.observe(chunk)
+            }
+            if streamMasking != nil, record.outcome == .completed {
+                let tail = streamMasking!.finish()
+                observer.read(tail.audit)
+                if !tail.agent.isEmpty {
+                    delivered += tail.agent.count
+                    try await self.connection.outbound.write(.body(.byteBuffer(ByteBuffer(bytes: tail.agent))))
+                }
             }
         } catch {
             if !responseStarted {
@@ -120,9 +152,13 @@ struct UpstreamForwarding: Sendable {
         }
         record.requestBytes = self.body.byteCount
         record.requestSHA256 = record.requestSHA256 ?? (self.body.isComplete ? self.body.sha256 : nil)
-        record.responseBytes = observer.byteCount
+        record.responseBytes = streamMasking == nil ? observer.byteCount : delivered
         record.responseSHA256 = observer.sha256
         record.response = observer.summary
+        if let streamMasking {
+            record.responseFindings = AuditEvent.Finding.distinct(streamMasking.findings, direction: .response)
+            self.metrics.findingsRecorded(streamMasking.findings, direction: "response")
+        }
         if observer.captureOverflowed {
             record.error = record.error ?? .init(type: "audit_capture_overflow", message: "response larger than limits.max_audited_response; forwarded but not read")
         }
@@ -136,6 +172,67 @@ struct UpstreamForwarding: Sendable {
             }
         } else {
             // The agent must see a cut stream, not a clean end: close without the last chunk.
+            box.result.keepAlive = false
+        }
+    }
+
+    /// A non-streamed LLM response: read it whole (bounded), mask it, then send it with its new
+    /// length. Nothing reaches the agent before the whole answer has been inspected.
+    private func forwardWhole(
+        _ response: HTTPClientResponse, plan: ResponseMaskingPlan, headers: HTTPHeaders, record: ExchangeRecord,
+        observer: ResponseObserver, into box: ResultBox, finish: @Sendable (ExchangeRecord) async -> Void
+    ) async {
+        var record = record
+        var observer = observer
+        var headers = headers
+        var collected: [UInt8] = []
+        do {
+            for try await chunk in response.body {
+                observer.hash(chunk)
+                guard collected.count + chunk.readableBytes <= self.captureLimit else {
+                    box.result.record = record
+                    box.result.failure = ProxyError(
+                        code: "response_too_large", status: .badGateway,
+                        message: "chaperone-proxy: the upstream's answer is larger than limits.max_audited_response (\(self.captureLimit) bytes), so it cannot be inspected for secrets; it was not forwarded",
+                        outcome: .upstreamError
+                    )
+                    return
+                }
+                collected.append(contentsOf: chunk.readableBytesView)
+            }
+        } catch {
+            let reason = Self.failureReason(error, timedOut: false)
+            self.metrics.upstreamError(upstream: self.upstream.name, reason: reason)
+            box.result.record = record
+            box.result.failure = .upstreamUnreachable(upstream: self.upstream.name, "the upstream failed before its answer was complete: \(error)")
+            return
+        }
+        let masked = ResponseBodyMasking(masker: plan.masker, selection: plan.selection, restorer: PlaceholderRestorer(originals: plan.originals))
+            .apply(body: collected)
+        observer.read(masked.audit)
+        record.responseFindings = AuditEvent.Finding.distinct(masked.findings, direction: .response)
+        self.metrics.findingsRecorded(masked.findings, direction: "response")
+        record.requestBytes = self.body.byteCount
+        record.responseBytes = masked.agent.count
+        record.responseSHA256 = observer.sha256
+        record.response = observer.summary
+        headers.remove(name: "content-length")
+        headers.add(name: "content-length", value: "\(masked.agent.count)")
+        do {
+            try await self.connection.outbound.write(.head(HTTPResponseHead(version: .http1_1, status: response.status, headers: headers)))
+            try await self.connection.outbound.write(.body(.byteBuffer(ByteBuffer(bytes: masked.agent))))
+        } catch {
+            record.outcome = .clientDisconnected
+        }
+        box.result.record = record
+        await finish(record)
+        if record.outcome == .completed {
+            do {
+                try await self.connection.outbound.write(.end(nil))
+            } catch {
+                box.result.keepAlive = false
+            }
+        } else {
             box.result.keepAlive = false
         }
     }
@@ -170,6 +267,14 @@ struct UpstreamForwarding: Sendable {
         }
         return String(describing: error)
     }
+}
+
+/// What the response of one exchange is masked with.
+struct ResponseMaskingPlan: Sendable {
+    let masker: SecretMasker
+    let selection: DetectorSelection
+    /// Placeholder → the agent's own secret, when echoes are restored; empty otherwise.
+    let originals: [String: String]
 }
 
 /// The forwarding result, written by the forwarding task and read by its parent after awaiting
