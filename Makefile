@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 BIN_DIR := .build/debug
-.PHONY: all build test unit-test e2e-test demo bench clean
+.PHONY: all build test unit-test e2e-test demo bench bench-proxy bench-masking clean
 
 all: build
 
@@ -27,9 +27,20 @@ e2e-test: build
 demo: build
 	scripts/demo.sh
 
-# wrk through chaperone-proxy, through Envoy and direct to the same mock; see docs/benchmarks.md.
+# Both benchmarks; see docs/benchmarks.md. Knobs are BENCH_* environment variables (listed at
+# the top of each script).
+# (One after the other, never in parallel: they would measure each other.)
 bench:
+	bench/masking/run.sh
 	bench/run.sh
+
+# wrk through chaperone-proxy, through Envoy and direct to the same mock.
+bench-proxy:
+	bench/run.sh
+
+# Secret masking: throughput against detect-secrets, streaming latency, recall and precision.
+bench-masking:
+	bench/masking/run.sh
 
 clean:
 	rm -rf .build .build-release .build-static .demo .venv

@@ -38,7 +38,7 @@ public enum DetectorCatalog {
         ),
         prefixed("google-api-key", "Google API key (AIza…)", ["AIza"], body: b64url, length: 35...35),
         prefixed("google-oauth-client-secret", "Google OAuth client secret (GOCSPX-…)", ["GOCSPX-"], body: b64url, length: 28...28),
-        prefixed("google-oauth-access-token", "Google OAuth access token (ya29.…)", ["ya29."], body: b64url, length: 30...2048),
+        prefixed("google-oauth-access-token", "Google OAuth access token (ya29.…)", ["ya29."], body: b64url, length: 50...2048),
         Detector(
             id: "gcp-service-account-key-id", summary: "GCP service-account key id (private_key_id in a key file)",
             rule: .assigned(.init(names: ["private_key_id"], value: .lowerHex, length: 40...40))

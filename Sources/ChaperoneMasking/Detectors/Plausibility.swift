@@ -22,15 +22,17 @@ enum Plausibility {
     /// Words and shapes that mark a value as an example or a reference to a secret kept elsewhere.
     static let placeholderWords: [[UInt8]] = [
         "example", "changeme", "change_me", "change-me", "changeit", "your_", "your-", "yourkey", "yourtoken", "yoursecret",
-        "placeholder", "dummy", "sample", "xxxx", "****", "....", "replace", "redacted", "fixme", "insert_", "${", "{{", "$(",
-        "%(", "env(", "process.env", "os.environ", "getenv", "secretkeyref", "notasecret", "not-a-secret", "not_a_secret",
+        "placeholder", "dummy", "sample", "xxxx", "****", "...", "replace", "redacted", "fixme", "insert_", "${", "{{", "$(",
+        "%(", "%{", "env(", "process.env", "os.environ", "getenv", "secretkeyref", "notasecret", "not-a-secret", "not_a_secret",
         "fake", "abcdefgh", "qwerty", "lorem", "<", ">", "secretsmanager", "vault:", "ref+",
         "keyvault", "aws_secret", "/run/secrets", "/var/run/secrets", "@sha256", "op://",
     ].map { Array($0.utf8) }
 
     static func isPlaceholder(_ value: UnsafeBufferPointer<UInt8>.SubSequence) -> Bool {
         guard let first = value.first else { return true }
-        if first == UInt8(ascii: "$") || first == UInt8(ascii: "%") || first == UInt8(ascii: "@") { return true }
+        // `$VAR`, `${VAR}`, `@var`, and `%VAR%` (Windows); a `%` inside a random value is not one.
+        if first == UInt8(ascii: "$") || first == UInt8(ascii: "@") { return true }
+        if first == UInt8(ascii: "%"), value.count > 1, value.last == UInt8(ascii: "%") { return true }
         // One repeated character, or nearly.
         var seen = ByteSet()
         var distinct = 0
@@ -172,7 +174,10 @@ enum Plausibility {
         guard letters > 0, classes.digit > 0 || classes.other > 0 else { return false }
         // Mostly words: identifiers, paths and dotted names, not secrets.
         if classes.digit == 0 && classes.upper == 0 { return false }
-        if let first = value.first, first == UInt8(ascii: "/") || first == UInt8(ascii: "~") || first == UInt8(ascii: ".") { return false }
+        // Paths: `/etc/…`, `~/…`, `./…`, `../…` (a leading dot alone is just a character).
+        if let first = value.first, first == UInt8(ascii: "/") || first == UInt8(ascii: "~") { return false }
+        if value.count >= 2, value.first == UInt8(ascii: "."),
+           value[value.startIndex + 1] == UInt8(ascii: "/") || value[value.startIndex + 1] == UInt8(ascii: ".") { return false }
         if isDottedIdentifier(value) { return false }
         if isNumberLike(value) { return false }
         let threshold = min(3.0, log2(Double(value.count)) * 0.85)
@@ -201,7 +206,25 @@ enum Plausibility {
                 return false
             }
         }
-        return sawDot && !segmentStart && digits <= 2
+        guard sawDot && !segmentStart && digits <= 2 else { return false }
+        // Identifiers change case at word boundaries (`config.secretAccessKeyId`: 6 switches in
+        // 22 letters); a random value with a dot in it changes case at every other letter.
+        var switches = 0, letterCount = 0
+        var previous: UInt8 = 0
+        for byte in value {
+            if byte == UInt8(ascii: ".") {
+                if switches >= 6 && switches * 5 > letterCount * 2 { return false }
+                switches = 0
+                letterCount = 0
+                previous = 0
+                continue
+            }
+            guard letters.contains(byte) else { previous = 0; continue }
+            letterCount += 1
+            if previous != 0, (previous &- 0x61 < 26) != (byte &- 0x61 < 26) { switches += 1 }
+            previous = byte
+        }
+        return !(switches >= 6 && switches * 5 > letterCount * 2)
     }
 
     /// Version numbers, dates, IPs: digits with separators.

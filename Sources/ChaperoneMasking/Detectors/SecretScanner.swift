@@ -452,8 +452,9 @@ public final class SecretScanner: Sendable {
             return nil
         }
         if secretLike {
-            // `arn:aws:secretsmanager:…:secret:name`: a segment of a colon path, not a name.
-            if nameStart > 0, window.text[nameStart - 1] == UInt8(ascii: ":") { return nil }
+            // `arn:aws:secretsmanager:…:secret:name`: a segment of a colon path, not a name
+            // (`$env:API_KEY = …` in PowerShell is a name).
+            if nameStart > 0, window.text[nameStart - 1] == UInt8(ascii: ":"), window[nameEnd] == UInt8(ascii: ":") { return nil }
             for ending in Self.excludedNameEndings where Plausibility.hasFoldedSuffix(name, ending) { return nil }
             for part in Self.excludedNameParts where Plausibility.containsFolded(name, part) { return nil }
         }
