@@ -10,11 +10,14 @@ import UnixSignals
 /// SIGTERM/SIGINT, then drained.
 public struct ProxyApplication: Sendable {
     public let configuration: ProxyConfiguration
+    public let policy: PolicyEngine
     public let logger: Logger
 
     /// Runs on `MultiThreadedEventLoopGroup.singleton`, sized by `NIOSingletons.groupLoopCountSuggestion`.
-    public init(configuration: ProxyConfiguration, logger: Logger) {
+    /// `policy` comes from `policyEngine(_:logger:)`, so a bad policy fails before anything starts.
+    public init(configuration: ProxyConfiguration, policy: PolicyEngine, logger: Logger) {
         self.configuration = configuration
+        self.policy = policy
         self.logger = logger
     }
 
@@ -41,11 +44,11 @@ public struct ProxyApplication: Sendable {
     /// fingerprint key. A bad policy file or an unreadable configured key stops start-up.
     public static func policyEngine(_ config: ProxyConfiguration, logger: Logger) throws -> PolicyEngine {
         let policy = try Policy.load(file: config.policy.file, builtinRules: config.policy.builtinRules)
-        let keyFile = config.masking.fingerprintKeyFile
+        let keyFile = config.masking.fingerprintKeyFile ?? ProxyConfiguration.Masking.defaultFingerprintKeyFile
         let fingerprinter: Fingerprinter
         if let key = FileManager.default.contents(atPath: keyFile), !key.isEmpty {
             fingerprinter = Fingerprinter(key: Array(key))
-        } else if config.masking.fingerprintKeyFileIsExplicit {
+        } else if config.masking.fingerprintKeyFile != nil {
             throw ConfigError(field: "masking.fingerprint_key_file", message: "cannot read \(keyFile) (or it is empty)")
         } else {
             logger.warning("masking.ephemeral_fingerprint_key", metadata: [
@@ -79,10 +82,9 @@ public struct ProxyApplication: Sendable {
         for (name, upstreamConfig) in config.upstreams {
             upstreams[name] = try Upstream(name: name, config: upstreamConfig, timeouts: config.timeouts, eventLoopGroup: eventLoopGroup)
         }
-        let policy = try Self.policyEngine(config, logger: self.logger)
         let handler = ProxyExchangeHandler(
             upstreams: upstreams, configuration: config, trail: trail, metrics: metrics,
-            source: Self.sourceFromEnvironment(), policy: policy, logger: self.logger
+            source: Self.sourceFromEnvironment(), policy: self.policy, logger: self.logger
         )
         let proxy = HTTPServer(
             name: "proxy", host: config.listen.host, port: config.listen.port, handler: handler,

@@ -85,7 +85,7 @@ struct ChaperoneProxyCommand: AsyncParsableCommand {
         // Run Swift concurrency's tasks on the NIO event loops themselves, so an exchange does not
         // hop between the concurrency pool and the loop that owns its sockets on every read and write.
         NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
-        try await ProxyApplication(configuration: configuration, logger: logger).run()
+        try await ProxyApplication(configuration: configuration, policy: policy, logger: logger).run()
     }
 
     static func address(_ text: String, option: String) throws -> ProxyConfiguration.ListenAddress {

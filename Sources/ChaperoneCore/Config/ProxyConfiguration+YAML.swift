@@ -71,10 +71,7 @@ extension ProxyConfiguration {
         }
         if let masking = try top.child("masking") {
             try masking.rejectUnknownKeys(allowed: ["fingerprint_key_file", "restore_placeholders"])
-            if let value = try masking.string("fingerprint_key_file") {
-                config.masking.fingerprintKeyFile = value
-                config.masking.fingerprintKeyFileIsExplicit = true
-            }
+            config.masking.fingerprintKeyFile = try masking.string("fingerprint_key_file")
             if let value = try masking.bool("restore_placeholders") { config.masking.restorePlaceholders = value }
         }
         if let policy = try top.child("policy") {

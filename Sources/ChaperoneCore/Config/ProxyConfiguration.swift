@@ -125,10 +125,9 @@ public struct ProxyConfiguration: Sendable, Equatable {
     /// put back.
     public struct Masking: Sendable, Equatable {
         /// The per-installation HMAC key for placeholder fingerprints (a Secret shared by every
-        /// sidecar, so the same secret maps to the same placeholder cluster-wide). When the default
-        /// file is absent a per-process key is used; a configured file must be readable.
-        public var fingerprintKeyFile: String = Self.defaultFingerprintKeyFile
-        public var fingerprintKeyFileIsExplicit = false
+        /// sidecar, so the same secret maps to the same placeholder cluster-wide). nil: the
+        /// default file if present, else a per-process key; a configured file must be readable.
+        public var fingerprintKeyFile: String?
         /// Put the agent's own secrets back where the model echoes their placeholders.
         public var restorePlaceholders = false
         public static let defaultFingerprintKeyFile = "/var/run/secrets/chaperone/fingerprint/key"

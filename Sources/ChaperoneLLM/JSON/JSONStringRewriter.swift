@@ -7,12 +7,18 @@ public struct JSONStringRewriter {
         case index(Int)
     }
 
-    /// A string value the caller may replace, with where it sits and the scalar members seen so
-    /// far in each enclosing object (for example a choice's `index`, which precedes its `delta`).
+    /// The scalar members of one object, as raw JSON text (strings keep their quotes). Filled as
+    /// the walk reads the object: complete once the walk has passed its closing brace.
+    public final class Members {
+        public fileprivate(set) var values: [String: String] = [:]
+    }
+
+    /// A string value the caller may replace, with where it sits and the scalar members of each
+    /// enclosing object (during `rewrite`, those read so far; from `sites(of:select:)`, all).
     public struct Site {
         public let path: [PathComponent]
-        /// Innermost last; `fields[i]` belongs to the object at depth i.
-        public let fields: [[String: String]]
+        /// Innermost last; `objects[i]` is the object at depth i.
+        public let objects: [Members]
 
         public var lastKey: String? {
             for component in self.path.reversed() { if case .key(let key) = component { return key } }
@@ -21,17 +27,18 @@ public struct JSONStringRewriter {
 
         /// The innermost member `name` seen so far, unquoted if it is a string.
         public func field(_ name: String) -> String? {
-            for object in self.fields.reversed() { if let value = object[name] { return Self.unquoted(value) } }
+            for object in self.objects.reversed() { if let value = object.values[name] { return Self.unquoted(value) } }
             return nil
         }
 
         /// Member `name` of the object at `depth` (0 = the document), unquoted.
         public func field(_ name: String, depth: Int) -> String? {
-            guard depth < self.fields.count, let value = self.fields[depth][name] else { return nil }
+            guard depth < self.objects.count, let value = self.objects[depth].values[name] else { return nil }
             return Self.unquoted(value)
         }
 
-        static func unquoted(_ raw: String) -> String {
+        /// A member's raw JSON text without the quotes of a string (escapes are left as they are).
+        public static func unquoted(_ raw: String) -> String {
             raw.hasPrefix("\"") && raw.hasSuffix("\"") && raw.count >= 2 ? String(raw.dropFirst().dropLast()) : raw
         }
     }
@@ -42,8 +49,10 @@ public struct JSONStringRewriter {
     private var index = 0
     private var output: [UInt8] = []
     private var path: [PathComponent] = []
-    private var fields: [[String: String]] = []
+    private var objects: [Members] = []
     private var changed = false
+    /// The document's own members, when it is an object.
+    private var root: Members?
     private let select: (Site) -> Bool
     private let rewrite: (Site, String) -> String?
     private static let maximumDepth = 256
@@ -63,6 +72,26 @@ public struct JSONStringRewriter {
                 return walker.changed ? walker.output : nil
             }
         }
+    }
+
+    /// The top-level scalar members of a JSON object (`type`, `index`, `item_id`, …) as raw JSON
+    /// text, wherever they stand among the nested members; empty when the document is not an object.
+    public static func members(of document: [UInt8]) -> [String: String] {
+        var walker = JSONStringRewriter(input: document, select: { _ in false }, rewrite: { _, _ in nil })
+        walker.skipSpace()
+        guard (try? walker.value()) != nil else { return [:] }
+        return walker.root?.values ?? [:]
+    }
+
+    /// The selected strings of a document with their sites, in document order, each site knowing
+    /// all the scalar members of its enclosing objects, also those written after the string.
+    public static func strings(of document: [UInt8], select: (Site) -> Bool) throws(RewriteError) -> [(site: Site, value: String)] {
+        var found: [(site: Site, value: String)] = []
+        _ = try Self.rewrite(document, select: select) { site, value in
+            found.append((site, value))
+            return nil
+        }
+        return found
     }
 
     private init(input: [UInt8], select: @escaping (Site) -> Bool, rewrite: @escaping (Site, String) -> String?) {
@@ -91,7 +120,7 @@ public struct JSONStringRewriter {
         case UInt8(ascii: "\""):
             let start = self.index
             let text = try self.string()
-            let site = Site(path: self.path, fields: self.fields)
+            let site = Site(path: self.path, objects: self.objects)
             if self.select(site), let replacement = self.rewrite(site, text), replacement != text {
                 Self.encode(replacement, into: &self.output)
                 self.changed = true
@@ -109,8 +138,10 @@ public struct JSONStringRewriter {
     private mutating func object() throws(RewriteError) {
         guard self.path.count < Self.maximumDepth else { throw .tooDeep }
         try self.expect(UInt8(ascii: "{"))
-        self.fields.append([:])
-        defer { self.fields.removeLast() }
+        let members = Members()
+        if self.objects.isEmpty && self.path.isEmpty { self.root = members }
+        self.objects.append(members)
+        defer { self.objects.removeLast() }
         self.skipSpace()
         if self.index < self.input.count, self.input[self.index] == UInt8(ascii: "}") {
             try self.expect(UInt8(ascii: "}"))
@@ -130,17 +161,9 @@ public struct JSONStringRewriter {
             // Remember short scalar members (indices, ids, types) for the strings after them.
             let first = self.input[valueStart]
             if first != UInt8(ascii: "{"), first != UInt8(ascii: "["), self.index - valueStart <= 256 {
-                self.fields[self.fields.count - 1][key] = String(decoding: self.input[valueStart..<self.index], as: UTF8.self)
+                members.values[key] = String(decoding: self.input[valueStart..<self.index], as: UTF8.self)
             }
-            self.skipSpace()
-            guard self.index < self.input.count else { throw .malformed(offset: self.index) }
-            if self.input[self.index] == UInt8(ascii: ",") {
-                try self.expect(UInt8(ascii: ","))
-                self.skipSpace()
-                continue
-            }
-            try self.expect(UInt8(ascii: "}"))
-            return
+            guard try self.another(closing: UInt8(ascii: "}")) else { return }
         }
     }
 
@@ -158,16 +181,21 @@ public struct JSONStringRewriter {
             try self.value()
             self.path.removeLast()
             position += 1
-            self.skipSpace()
-            guard self.index < self.input.count else { throw .malformed(offset: self.index) }
-            if self.input[self.index] == UInt8(ascii: ",") {
-                try self.expect(UInt8(ascii: ","))
-                self.skipSpace()
-                continue
-            }
-            try self.expect(UInt8(ascii: "]"))
-            return
+            guard try self.another(closing: UInt8(ascii: "]")) else { return }
         }
+    }
+
+    /// After a member or element: true after a comma (another follows), false after `closing`.
+    private mutating func another(closing: UInt8) throws(RewriteError) -> Bool {
+        self.skipSpace()
+        guard self.index < self.input.count else { throw .malformed(offset: self.index) }
+        if self.input[self.index] == UInt8(ascii: ",") {
+            try self.expect(UInt8(ascii: ","))
+            self.skipSpace()
+            return true
+        }
+        try self.expect(closing)
+        return false
     }
 
     /// Reads a string token (the index ends after its closing quote) and returns its value.

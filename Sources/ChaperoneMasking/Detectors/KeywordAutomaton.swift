@@ -26,6 +26,25 @@ public struct KeywordAutomaton: Sendable {
     /// Below this many bytes one walk is used (the overlaps would not pay off).
     private static let splitThreshold = 512
 
+    /// Folds and de-duplicates the keywords of `entries` and groups, per keyword id, the owners
+    /// that asked for it (a keyword shared by several detectors or rules is scanned for once).
+    public static func grouping<Owner>(_ entries: [(keyword: String, owner: Owner)]) -> (automaton: KeywordAutomaton, owners: [[Owner]]) {
+        var ids: [String: Int] = [:]
+        var keywords: [String] = []
+        var owners: [[Owner]] = []
+        for (keyword, owner) in entries {
+            let folded = keyword.lowercased()
+            if let id = ids[folded] {
+                owners[id].append(owner)
+            } else {
+                ids[folded] = keywords.count
+                keywords.append(folded)
+                owners.append([owner])
+            }
+        }
+        return (KeywordAutomaton(keywords: keywords), owners)
+    }
+
     public init(keywords words: [String]) {
         let keywords = words.map { Array($0.lowercased().utf8) }
         self.keywords = keywords

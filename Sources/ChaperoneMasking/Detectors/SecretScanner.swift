@@ -57,21 +57,9 @@ public final class SecretScanner: Sendable {
         }
         self.indexByID = ids
 
-        var keywordIndex: [String: Int] = [:]
-        var keywords: [String] = []
-        var targetsByKeyword: [[Target]] = []
+        var entries: [(keyword: String, owner: Target)] = []
         var patternBytes: [UInt8] = []
         func add(_ keyword: String, _ detector: Int) {
-            let folded = keyword.lowercased()
-            let id: Int
-            if let existing = keywordIndex[folded] {
-                id = existing
-            } else {
-                id = keywords.count
-                keywordIndex[folded] = id
-                keywords.append(folded)
-                targetsByKeyword.append([])
-            }
             let kind: Target.Kind
             switch detectors[detector].rule {
             case .prefixed: kind = .prefixed
@@ -83,7 +71,7 @@ public final class SecretScanner: Sendable {
             case .azureClientSecret: kind = .azureClientSecret
             case .reportedBy: return
             }
-            targetsByKeyword[id].append(Target(detector: detector, kind: kind, patternStart: patternBytes.count, patternCount: keyword.utf8.count))
+            entries.append((keyword, Target(detector: detector, kind: kind, patternStart: patternBytes.count, patternCount: keyword.utf8.count)))
             patternBytes += Array(keyword.utf8)
         }
         var priorities: [Int] = []
@@ -114,13 +102,14 @@ public final class SecretScanner: Sendable {
                 priorities.append(3)
             }
         }
-        self.automaton = KeywordAutomaton(keywords: keywords)
+        let (automaton, targetsByKeyword) = KeywordAutomaton.grouping(entries)
+        self.automaton = automaton
         self.targets = targetsByKeyword.flatMap { $0 }
         var starts = [0]
         for list in targetsByKeyword { starts.append(starts.last! + list.count) }
         self.targetStarts = starts
         self.patternBytes = patternBytes
-        self.keywordLengths = keywords.map { $0.utf8.count }
+        self.keywordLengths = automaton.keywords.map(\.count)
         self.priorities = priorities
     }
 
@@ -447,6 +436,9 @@ public final class SecretScanner: Sendable {
             nameStart -= 1
             if start - nameStart > 64 { return nil }
         }
+        // A placeholder already in the text (`[REDACTED:aws-secret-access-key:1a2b3c4d]`) names a
+        // detector, not a value.
+        if window.hasPrefix(Self.placeholderMarker, at: nameStart - Self.placeholderMarker.count) { return nil }
         let name = window.slice(nameStart, nameEnd)
         for group in rule.nameMustContain where !group.contains(where: { Plausibility.containsFolded(name, $0.utf8) }) {
             return nil

@@ -30,8 +30,12 @@ public enum PolicyAction: String, Sendable, CaseIterable {
     }
 }
 
-public enum Severity: String, Sendable, CaseIterable {
+public enum Severity: String, Sendable, CaseIterable, Comparable {
     case info, low, medium, high, critical
+
+    public static func < (a: Severity, b: Severity) -> Bool {
+        Self.allCases.firstIndex(of: a)! < Self.allCases.firstIndex(of: b)!
+    }
 }
 
 public enum TrafficDirection: String, Sendable, CaseIterable {

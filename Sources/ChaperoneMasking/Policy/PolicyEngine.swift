@@ -39,6 +39,9 @@ public struct PolicyResult: Sendable {
     public var isNotable: Bool { !self.findings.isEmpty || !self.matchedRules.isEmpty }
 
     public var rules: [String] { self.matchedRules.map(\.id) }
+
+    /// The highest severity among the matched rules.
+    public var severity: Severity? { self.matchedRules.map(\.severity).max() }
 }
 
 /// Applies a policy: decides which detectors apply, masks, applies keyword/regex masks, and
@@ -49,29 +52,15 @@ public final class PolicyEngine: Sendable {
     private let keywordAutomaton: KeywordAutomaton
     /// For each keyword id, the rules using it.
     private let keywordRules: [[Int]]
+    /// Some rule matches on tool names: only then must callers find them in the request.
+    public let usesTools: Bool
 
     public init(policy: Policy, masker: SecretMasker) {
         self.policy = policy
         self.masker = masker
-        var index: [String: Int] = [:]
-        var keywords: [String] = []
-        var owners: [[Int]] = []
-        for (ruleIndex, rule) in policy.rules.enumerated() {
-            for keyword in rule.match.keywords {
-                let id: Int
-                if let existing = index[keyword] {
-                    id = existing
-                } else {
-                    id = keywords.count
-                    index[keyword] = id
-                    keywords.append(keyword)
-                    owners.append([])
-                }
-                owners[id].append(ruleIndex)
-            }
-        }
-        self.keywordAutomaton = KeywordAutomaton(keywords: keywords)
-        self.keywordRules = owners
+        let entries = policy.rules.enumerated().flatMap { index, rule in rule.match.keywords.map { (keyword: $0, owner: index) } }
+        self.usesTools = policy.rules.contains { !$0.match.tools.isEmpty }
+        (self.keywordAutomaton, self.keywordRules) = KeywordAutomaton.grouping(entries)
     }
 
     private func attributesMatch(_ match: PolicyRule.Match, _ context: PolicyContext) -> Bool {

@@ -119,21 +119,19 @@ final class ProxyExchangeHandler: HTTPExchangeHandler {
             record.requestSHA256 = body.sha256
             // Mask the prompt and let the policy decide before anything is recorded or sent.
             let raw = Array(whole.readableBytesView)
-            let rawSummary = operation.summarizeRequest(raw)
             var context = PolicyContext(
-                direction: .request, model: rawSummary.model, upstream: upstream.name, path: target.path,
-                tools: Self.toolNames(raw, summary: rawSummary)
+                direction: .request, model: JSONStringRewriter.members(of: raw)["model"].map(JSONStringRewriter.Site.unquoted),
+                upstream: upstream.name, path: target.path, tools: self.policy.usesTools ? Self.toolNames(raw) : []
             )
             let masked = RequestMasking(engine: self.policy, keepOriginals: self.restorePlaceholders).apply(body: raw, context: context)
-            let forwarded = masked.body ?? raw
-            record.request = masked.body == nil ? rawSummary : operation.summarizeRequest(forwarded)
+            record.request = operation.summarizeRequest(masked.body ?? raw)
             record.requestFindings = AuditEvent.Finding.distinct(masked.result.findings, direction: .request)
             self.metrics.findingsRecorded(masked.result.findings, direction: "request")
             let result = masked.result
             if !result.matchedRules.isEmpty {
                 record.decision = AuditEvent.Decision(
                     action: result.action.rawValue, rules: result.rules,
-                    severity: result.matchedRules.map(\.severity).max { Severity.allCases.firstIndex(of: $0)! < Severity.allCases.firstIndex(of: $1)! }?.rawValue,
+                    severity: result.severity?.rawValue,
                     message: result.decidingRule?.message ?? result.matchedRules.first?.message
                 )
                 self.metrics.policyDecided(action: result.action.rawValue)
@@ -251,16 +249,13 @@ final class ProxyExchangeHandler: HTTPExchangeHandler {
     }
 
     /// Tools the request offers or calls, for `match.tools` in policy rules.
-    private static func toolNames(_ body: [UInt8], summary: RequestSummary) -> [String] {
-        var names = Set(summary.messages.flatMap { ($0.toolCalls ?? []).compactMap(\.name) })
-        _ = try? JSONStringRewriter.rewrite(body, select: { site in
-            guard case .key("tools")? = site.path.first, site.lastKey == "name" else { return false }
-            return true
-        }) { _, name in
-            names.insert(name)
-            return nil
-        }
-        return names.sorted()
+    private static func toolNames(_ body: [UInt8]) -> [String] {
+        // Filtered after the walk: a block's `type` may come after its `name`.
+        let names = (try? JSONStringRewriter.strings(of: body) { $0.lastKey == "name" }) ?? []
+        return Set(names.filter { site, _ in
+            site.path.contains(.key("tools")) || site.path.contains(.key("tool_calls"))
+                || ["tool_use", "function_call"].contains(site.field("type") ?? "")
+        }.map(\.value)).sorted()
     }
 
     /// For requests that name no known upstream, answer in the shape their SDK most likely reads.

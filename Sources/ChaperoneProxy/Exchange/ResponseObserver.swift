@@ -38,16 +38,14 @@ struct ResponseObserver {
 
     /// Reads response content (masked) for the audit summary.
     mutating func read(_ bytes: some Collection<UInt8>) {
-        do {
-            if self.accumulator != nil {
-                self.accumulator?.feed(bytes)
-            } else if self.captureLimit > 0, !self.captureOverflowed {
-                if self.captured.count + bytes.count <= self.captureLimit {
-                    self.captured.append(contentsOf: bytes)
-                } else {
-                    self.captureOverflowed = true
-                    self.captured = []
-                }
+        if self.accumulator != nil {
+            self.accumulator?.feed(bytes)
+        } else if self.captureLimit > 0, !self.captureOverflowed {
+            if self.captured.count + bytes.count <= self.captureLimit {
+                self.captured.append(contentsOf: bytes)
+            } else {
+                self.captureOverflowed = true
+                self.captured = []
             }
         }
     }

@@ -162,6 +162,12 @@ struct UpstreamForwarding: Sendable {
         if observer.captureOverflowed {
             record.error = record.error ?? .init(type: "audit_capture_overflow", message: "response larger than limits.max_audited_response; forwarded but not read")
         }
+        await self.settle(record, into: box, finish: finish)
+    }
+
+    /// Records the exchange, then releases the end of the response — or, when it did not
+    /// complete, leaves the agent a cut stream (no clean end) and the connection closed.
+    private func settle(_ record: ExchangeRecord, into box: ResultBox, finish: @Sendable (ExchangeRecord) async -> Void) async {
         box.result.record = record
         await finish(record)
         if record.outcome == .completed {
@@ -171,7 +177,6 @@ struct UpstreamForwarding: Sendable {
                 box.result.keepAlive = false
             }
         } else {
-            // The agent must see a cut stream, not a clean end: close without the last chunk.
             box.result.keepAlive = false
         }
     }
@@ -224,17 +229,7 @@ struct UpstreamForwarding: Sendable {
         } catch {
             record.outcome = .clientDisconnected
         }
-        box.result.record = record
-        await finish(record)
-        if record.outcome == .completed {
-            do {
-                try await self.connection.outbound.write(.end(nil))
-            } catch {
-                box.result.keepAlive = false
-            }
-        } else {
-            box.result.keepAlive = false
-        }
+        await self.settle(record, into: box, finish: finish)
     }
 
     private static func failureReason(_ error: any Error, timedOut: Bool) -> String {

@@ -62,6 +62,38 @@ struct RequestMasking {
     }
 }
 
+/// One JSON document rendered twice: for the audit (masked) and for the agent (masked, then the
+/// agent's own secrets restored). `transform` runs once per selected string; the agent's
+/// rendering is only built when it differs somewhere.
+enum TwoRenderings {
+    struct Result {
+        /// nil when unchanged.
+        var audit: [UInt8]?
+        var agent: [UInt8]?
+    }
+
+    static func rewrite(
+        _ document: [UInt8], select: (JSONStringRewriter.Site) -> Bool,
+        _ transform: (JSONStringRewriter.Site, String) -> (audit: String, agent: String)
+    ) throws(JSONStringRewriter.RewriteError) -> Result {
+        var agentTexts: [String] = []
+        var differs = false
+        let audit = try JSONStringRewriter.rewrite(document, select: select) { site, text in
+            let (audit, agent) = transform(site, text)
+            agentTexts.append(agent)
+            differs = differs || agent != audit
+            return audit
+        }
+        guard differs else { return Result(audit: audit, agent: audit) }
+        var next = 0
+        let agent = try JSONStringRewriter.rewrite(document, select: select) { _, _ in
+            defer { next += 1 }
+            return agentTexts[next]
+        }
+        return Result(audit: audit, agent: agent)
+    }
+}
+
 /// A whole (non-streamed) LLM response: masked for the audit and the agent, with the agent's own
 /// secrets put back if policy restores echoes.
 struct ResponseBodyMasking {
@@ -77,28 +109,17 @@ struct ResponseBodyMasking {
 
     func apply(body: [UInt8]) -> Outcome {
         var findings: [Finding] = []
-        var agentTexts: [String] = []
-        let audit: [UInt8]?
         do {
-            audit = try JSONStringRewriter.rewrite(body, select: ContentSites.response) { _, text in
+            let rendered = try TwoRenderings.rewrite(body, select: ContentSites.response) { _, text in
                 let result = self.masker.mask(text, selection: self.selection)
                 findings += result.findings
-                agentTexts.append(self.restorer.restore(result.text))
-                return result.changed ? result.text : nil
+                return (result.text, self.restorer.restore(result.text))
             }
+            return Outcome(audit: rendered.audit ?? body, agent: rendered.agent ?? body, findings: findings)
         } catch {
             let result = self.masker.mask(String(decoding: body, as: UTF8.self), selection: self.selection)
-            let text = Array(result.text.utf8)
-            return Outcome(audit: text, agent: Array(self.restorer.restore(result.text).utf8), findings: result.findings)
+            return Outcome(audit: Array(result.text.utf8), agent: Array(self.restorer.restore(result.text).utf8), findings: result.findings)
         }
-        let auditBody = audit ?? body
-        guard self.restorer.isActive else { return Outcome(audit: auditBody, agent: auditBody, findings: findings) }
-        var next = 0
-        let agent = (try? JSONStringRewriter.rewrite(body, select: ContentSites.response) { _, _ in
-            defer { next += 1 }
-            return next < agentTexts.count ? agentTexts[next] : nil
-        }) ?? nil
-        return Outcome(audit: auditBody, agent: agent ?? body, findings: findings)
     }
 }
 

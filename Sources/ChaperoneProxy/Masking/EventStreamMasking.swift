@@ -1,6 +1,5 @@
 import ChaperoneCore
 import ChaperoneLLM
-import Foundation
 import ChaperoneMasking
 
 /// Masks a streamed LLM response on the fly. Server-sent events are parsed as they arrive; the
@@ -20,11 +19,11 @@ struct EventStreamMasking {
     private let originals: [String: String]
     private var parser = SSEParser()
     private var streams: [String: TextStream] = [:]
+    /// Open text streams in the order they started.
     private var order: [String] = []
-    /// Top-level members of the last OpenAI chat chunk (id, model, created…) for synthesized chunks.
+    /// Top-level members of the first OpenAI chat chunk (id, model, created…) for synthesized chunks.
     private var chunkTemplate: [String: String] = [:]
     private(set) var findings: [Finding] = []
-    private(set) var largestHold = 0
 
     struct Output {
         var audit: [UInt8] = []
@@ -35,8 +34,6 @@ struct EventStreamMasking {
     private struct TextStream {
         var redactor: StreamingRedactor
         var restorer: PlaceholderRestorer
-        var audited = ""
-        var delivered = ""
         var shape: Shape
     }
 
@@ -44,7 +41,8 @@ struct EventStreamMasking {
         case chatContent(choice: String)
         case chatArguments(choice: String, tool: String)
         case anthropic(index: String, deltaType: String, field: String)
-        case responses(eventType: String, fields: [String: String])
+        /// The delta event's own members (raw JSON) except the delta.
+        case responses(eventType: String, members: [String: String])
     }
 
     init(operation: LLMOperation, masker: SecretMasker, selection: DetectorSelection, originals: [String: String]) {
@@ -84,11 +82,12 @@ struct EventStreamMasking {
             Self.write(event.type, event.data, event.data, id: event.id, into: &output)
             return
         }
+        let data = Array(event.data.utf8)
+        if self.chunkTemplate.isEmpty { self.chunkTemplate = JSONStringRewriter.members(of: data) }
         // A chunk that finishes a choice ends its text streams: release what they hold first.
-        if self.chunkTemplate.isEmpty { self.chunkTemplate = Self.topLevelScalars(event.data) }
         let finishing = event.data.contains("\"finish_reason\":\"") || event.data.contains("\"finish_reason\": \"")
         if finishing { self.flush(keys: self.order, into: &output) }
-        self.rewrite(event, into: &output, select: { site in
+        self.streamDeltas(event, data, into: &output, select: { site in
             guard case .key("choices")? = site.path.first, site.path.count >= 4, case .key("delta") = site.path[2] else { return false }
             let last = site.lastKey
             return last == "content" || last == "arguments" || last == "refusal"
@@ -103,83 +102,67 @@ struct EventStreamMasking {
     }
 
     private mutating func anthropic(_ event: SSEEvent, into output: inout Output) {
-        if event.type == "content_block_stop" || event.type == "message_stop" || event.type == "message_delta" {
-            let index = Self.member("index", in: event.data)
+        let data = Array(event.data.utf8)
+        switch event.type {
+        case "content_block_stop", "message_stop", "message_delta":
+            let index = JSONStringRewriter.members(of: data)["index"]
             let keys = event.type == "content_block_stop" && index != nil ? self.order.filter { $0 == "block:\(index!)" } : self.order
             self.flush(keys: keys, into: &output)
             Self.write(event.type, event.data, event.data, id: event.id, into: &output)
-            return
-        }
-        guard event.type == "content_block_delta" else {
+        case "content_block_delta":
+            self.streamDeltas(event, data, into: &output, select: { site in
+                guard site.path.count == 2, case .key("delta") = site.path[0] else { return false }
+                let last = site.lastKey
+                return last == "text" || last == "partial_json" || last == "thinking"
+            }, key: { site in
+                let index = site.field("index", depth: 0) ?? "0"
+                let deltaType = site.field("type", depth: 1) ?? "text_delta"
+                return ("block:\(index)", .anthropic(index: index, deltaType: deltaType, field: site.lastKey ?? "text"))
+            }, finishAfter: false)
+        default:
             Self.write(event.type, event.data, event.data, id: event.id, into: &output)
-            return
         }
-        self.rewrite(event, into: &output, select: { site in
-            guard site.path.count == 2, case .key("delta") = site.path[0] else { return false }
-            let last = site.lastKey
-            return last == "text" || last == "partial_json" || last == "thinking"
-        }, key: { site in
-            let index = site.field("index", depth: 0) ?? "0"
-            let deltaType = site.field("type", depth: 1) ?? "text_delta"
-            return ("block:\(index)", .anthropic(index: index, deltaType: deltaType, field: site.lastKey ?? "text"))
-        }, finishAfter: false)
     }
 
     private mutating func responses(_ event: SSEEvent, into output: inout Output) {
-        let type = Self.member("type", in: event.data) ?? event.type
+        let data = Array(event.data.utf8)
+        let members = JSONStringRewriter.members(of: data)
+        let type = members["type"].map(JSONStringRewriter.Site.unquoted) ?? event.type
+        let item = (members["item_id"] ?? members["output_index"]).map(JSONStringRewriter.Site.unquoted) ?? "0"
+        let part = members["content_index"] ?? "-"
         switch type {
         case "response.output_text.delta", "response.function_call_arguments.delta", "response.refusal.delta":
-            var fields = Self.topLevelScalars(event.data)
-            fields["delta"] = nil
-            fields["obfuscation"] = nil
-            let item = Self.member("item_id", in: event.data) ?? Self.member("output_index", in: event.data) ?? "0"
-            let part = Self.member("content_index", in: event.data) ?? "-"
-            self.rewrite(event, into: &output, select: { site in
+            var template = members
+            template["delta"] = nil
+            template["obfuscation"] = nil
+            self.streamDeltas(event, data, into: &output, select: { site in
                 site.path == [.key("delta")]
             }, key: { _ in
-                ("\(type):\(item):\(part)", .responses(eventType: type, fields: fields))
+                ("\(type):\(item):\(part)", .responses(eventType: type, members: template))
             }, finishAfter: false)
         case "response.output_text.done", "response.function_call_arguments.done", "response.refusal.done":
-            let item = Self.member("item_id", in: event.data) ?? Self.member("output_index", in: event.data) ?? "0"
-            let part = Self.member("content_index", in: event.data) ?? "-"
-            let deltaType = type.replacingSuffix(".done", with: ".delta")
-            let key = "\(deltaType):\(item):\(part)"
+            let key = "\(type.dropLast(".done".count)).delta:\(item):\(part)"
             self.flush(keys: self.order.filter { $0 == key }, into: &output)
-            self.wholeText(event, into: &output)
+            self.wholeText(event, data, into: &output)
         default:
             // Any other event (a part or item finishing, the response completing) comes after the
             // text it concerns: release what the text streams hold first.
             self.flush(keys: self.order, into: &output)
-            self.wholeText(event, into: &output)
+            self.wholeText(event, data, into: &output)
         }
     }
 
     /// Events that repeat the full text: mask each text string whole.
-    private mutating func wholeText(_ event: SSEEvent, into output: inout Output) {
-        var agentTexts: [String] = []
-        let select: (JSONStringRewriter.Site) -> Bool = { site in
+    private mutating func wholeText(_ event: SSEEvent, _ data: [UInt8], into output: inout Output) {
+        let rendered = try? TwoRenderings.rewrite(data, select: { site in
             guard let last = site.lastKey else { return false }
             return ["text", "arguments", "refusal", "output_text", "delta"].contains(last)
-        }
-        let bytes = Array(event.data.utf8)
-        let audit = (try? JSONStringRewriter.rewrite(bytes, select: select) { _, text in
+        }) { _, text in
             let result = self.masker.mask(text, selection: self.selection)
             self.findings += result.findings
-            agentTexts.append(self.restore(result.text))
-            return result.changed ? result.text : nil
-        }) ?? nil
-        let auditData = audit.map { String(decoding: $0, as: UTF8.self) } ?? event.data
-        var agentData = auditData
-        if !self.originals.isEmpty, !agentTexts.isEmpty {
-            var next = 0
-            if let agent = (try? JSONStringRewriter.rewrite(bytes, select: select) { _, _ in
-                defer { next += 1 }
-                return next < agentTexts.count ? agentTexts[next] : nil
-            }) ?? nil {
-                agentData = String(decoding: agent, as: UTF8.self)
-            }
+            return (result.text, self.restore(result.text))
         }
-        Self.write(event.type, auditData, agentData, id: event.id, into: &output)
+        self.write(event, rendered, into: &output)
     }
 
     private func restore(_ text: String) -> String {
@@ -188,80 +171,54 @@ struct EventStreamMasking {
     }
 
     /// Feeds each selected delta string to its stream's redactor and re-encodes the event with
-    /// what was released (possibly nothing yet).
-    private mutating func rewrite(
-        _ event: SSEEvent, into output: inout Output,
+    /// what was released (possibly nothing yet). Streams are keyed from the sites' complete
+    /// enclosing objects, whatever order the upstream writes their members in.
+    private mutating func streamDeltas(
+        _ event: SSEEvent, _ data: [UInt8], into output: inout Output,
         select: (JSONStringRewriter.Site) -> Bool,
         key: (JSONStringRewriter.Site) -> (String, Shape),
         finishAfter: Bool
     ) {
-        let bytes = Array(event.data.utf8)
-        var agentPieces: [String] = []
-        var touched: [String] = []
-        let audit: [UInt8]?
-        do {
-            audit = try JSONStringRewriter.rewrite(bytes, select: select) { site, text in
-                let (name, shape) = key(site)
-                if self.streams[name] == nil {
-                    self.streams[name] = TextStream(
-                        redactor: self.masker.makeRedactor(selection: self.selection),
-                        restorer: PlaceholderRestorer(originals: self.originals), shape: shape
-                    )
-                    self.order.append(name)
-                }
-                var released = self.streams[name]!.redactor.feed(text)
-                if finishAfter { released += self.streams[name]!.redactor.finish() }
-                var delivered = self.streams[name]!.restorer.feed(released)
-                if finishAfter { delivered += self.streams[name]!.restorer.finish() }
-                self.streams[name]!.audited += released
-                self.streams[name]!.delivered += delivered
-                self.largestHold = max(self.largestHold, self.streams[name]!.redactor.largestHold)
-                touched.append(name)
-                agentPieces.append(delivered)
-                return released
-            }
-        } catch {
+        guard let sites = try? JSONStringRewriter.strings(of: data, select: select) else {
             // Not JSON: forward it masked as plain text.
             let result = self.masker.mask(event.data, selection: self.selection)
             self.findings += result.findings
             Self.write(event.type, result.text, self.restore(result.text), id: event.id, into: &output)
             return
         }
-        self.collectFindings(touched)
-        let auditData = audit.map { String(decoding: $0, as: UTF8.self) } ?? event.data
-        var agentData = auditData
-        if !self.originals.isEmpty, !agentPieces.isEmpty {
-            var next = 0
-            if let agent = (try? JSONStringRewriter.rewrite(bytes, select: select) { _, _ in
-                defer { next += 1 }
-                return next < agentPieces.count ? agentPieces[next] : nil
-            }) ?? nil {
-                agentData = String(decoding: agent, as: UTF8.self)
-            }
+        let keys = sites.map { key($0.site) }
+        var next = 0
+        let rendered = try? TwoRenderings.rewrite(data, select: select) { _, text in
+            let (name, shape) = keys[next]
+            next += 1
+            var stream = self.streams[name] ?? self.open(name, shape: shape)
+            var released = stream.redactor.feed(text)
+            if finishAfter { released += stream.redactor.finish() }
+            var delivered = stream.restorer.feed(released)
+            if finishAfter { delivered += stream.restorer.finish() }
+            self.findings += stream.redactor.takeFindings()
+            self.streams[name] = stream
+            return (released, delivered)
         }
-        Self.write(event.type, auditData, agentData, id: event.id, into: &output)
+        self.write(event, rendered, into: &output)
     }
 
-    private mutating func collectFindings(_ keys: [String]) {
-        for key in Set(keys) {
-            guard var stream = self.streams[key] else { continue }
-            self.findings += stream.redactor.takeFindings()
-            self.streams[key] = stream
-        }
+    private mutating func open(_ name: String, shape: Shape) -> TextStream {
+        self.order.append(name)
+        return TextStream(
+            redactor: self.masker.makeRedactor(selection: self.selection),
+            restorer: PlaceholderRestorer(originals: self.originals), shape: shape
+        )
     }
 
     /// Ends the given text streams, writing a delta event with what each still held.
     private mutating func flush(keys: [String], into output: inout Output) {
         for key in keys {
-            guard var stream = self.streams[key] else { continue }
+            guard var stream = self.streams.removeValue(forKey: key) else { continue }
+            self.order.removeAll { $0 == key }
             let released = stream.redactor.finish()
             let delivered = stream.restorer.feed(released) + stream.restorer.finish()
-            stream.audited += released
-            stream.delivered += delivered
-            self.streams[key] = stream
-            self.collectFindings([key])
-            self.streams[key] = nil
-            self.order.removeAll { $0 == key }
+            self.findings += stream.redactor.takeFindings()
             guard !released.isEmpty || !delivered.isEmpty else { continue }
             let (type, audit, agent) = self.synthesize(stream.shape, audit: released, agent: delivered)
             Self.write(type, audit, agent, id: nil, into: &output)
@@ -288,15 +245,22 @@ struct EventStreamMasking {
         case .anthropic(let index, let deltaType, let field):
             type = "content_block_delta"
             render = { "{\"type\":\"content_block_delta\",\"index\":\(index),\"delta\":{\"type\":\"\(deltaType)\",\"\(field)\":\(JSONStringRewriter.encode($0))}}" }
-        case .responses(let eventType, let fields):
+        case .responses(let eventType, let members):
             type = eventType
             render = { text in
-                var members = fields.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\($0.value)" }
-                members.append("\"delta\":\(JSONStringRewriter.encode(text))")
-                return "{" + members.joined(separator: ",") + "}"
+                var fields = members.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\($0.value)" }
+                fields.append("\"delta\":\(JSONStringRewriter.encode(text))")
+                return "{" + fields.joined(separator: ",") + "}"
             }
         }
         return (type, render(audit), render(agent))
+    }
+
+    /// Writes an event after `TwoRenderings`: unchanged parts fall back to the original data.
+    private func write(_ event: SSEEvent, _ rendered: TwoRenderings.Result?, into output: inout Output) {
+        let audit = rendered?.audit.map { String(decoding: $0, as: UTF8.self) } ?? event.data
+        let agent = rendered?.agent.map { String(decoding: $0, as: UTF8.self) } ?? event.data
+        Self.write(event.type, audit, agent, id: event.id, into: &output)
     }
 
     private static func write(_ type: String, _ audit: String, _ agent: String, id: String?, into output: inout Output) {
@@ -311,39 +275,5 @@ struct EventStreamMasking {
         let auditBytes = encode(audit)
         output.audit += auditBytes
         output.agent += audit == agent ? auditBytes : encode(agent)
-    }
-
-    /// The top-level scalar members of a JSON object, as JSON text (strings keep their quotes).
-    private static func topLevelScalars(_ data: String) -> [String: String] {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(data.utf8)) as? [String: Any] else { return [:] }
-        var result: [String: String] = [:]
-        for (name, value) in object {
-            switch value {
-            case let text as String: result[name] = JSONStringRewriter.encode(text)
-            case let number as NSNumber: result[name] = "\(number)"
-            default: continue
-            }
-        }
-        return result
-    }
-
-    /// A top-level scalar member of a small JSON object, without a full parse.
-    private static func member(_ name: String, in data: String) -> String? {
-        var found: String?
-        guard let range = data.range(of: "\"\(name)\"") else { return found }
-        var rest = data[range.upperBound...].drop { $0 == " " || $0 == ":" }
-        if rest.first == "\"" {
-            rest = rest.dropFirst()
-            found = String(rest.prefix { $0 != "\"" })
-        } else {
-            found = String(rest.prefix { $0.isNumber || $0 == "-" })
-        }
-        return found
-    }
-}
-
-extension String {
-    fileprivate func replacingSuffix(_ suffix: String, with replacement: String) -> String {
-        self.hasSuffix(suffix) ? String(self.dropLast(suffix.count)) + replacement : self
     }
 }
