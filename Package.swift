@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "chaperone-proxy", targets: ["chaperone-proxy"]),
         .executable(name: "chaperone-mock-upstream", targets: ["chaperone-mock-upstream"]),
         .executable(name: "chaperonectl", targets: ["chaperonectl"]),
+        .executable(name: "chaperone-injector", targets: ["chaperone-injector"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
@@ -26,6 +27,10 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
     ],
     targets: [
         .target(
@@ -92,6 +97,38 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "ChaperoneInjector",
+            dependencies: [
+                "ChaperoneCore",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCertificateReloading", package: "swift-nio-extras"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "chaperone-injector",
+            dependencies: [
+                "ChaperoneInjector",
+                "ChaperoneCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "chaperone-proxy",
             dependencies: [
@@ -123,6 +160,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "ChaperoneMaskingTests", dependencies: ["ChaperoneMasking", "ChaperoneCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "ChaperoneInjectorTests", dependencies: ["ChaperoneInjector", "ChaperoneCore"], swiftSettings: swiftSettings),
         .testTarget(name: "ChaperoneCoreTests", dependencies: ["ChaperoneCore"], swiftSettings: swiftSettings),
         .testTarget(name: "ChaperoneLLMTests", dependencies: ["ChaperoneLLM"], swiftSettings: swiftSettings),
         .testTarget(

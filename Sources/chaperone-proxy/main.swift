@@ -12,6 +12,47 @@ struct ChaperoneProxyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "chaperone-proxy",
         abstract: "Chaperone's sidecar: an audit proxy between an AI agent and its LLM providers.",
+        discussion: "Without a subcommand, `serve` runs: `chaperone-proxy --config FILE` starts the proxy. See `chaperone-proxy serve --help`.",
+        subcommands: [Serve.self, WaitReady.self],
+        defaultSubcommand: Serve.self
+    )
+}
+
+/// Waits for a running proxy to become ready; the postStart hook of a classic sidecar.
+struct WaitReady: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "wait-ready",
+        abstract: "Wait until the proxy's admin /readyz answers 200 (exit 0), or fail after --timeout (exit 1).",
+        discussion: "The injector runs this as the postStart hook of a classic (non-native) sidecar, so the agent's container starts only once the proxy accepts traffic."
+    )
+
+    @Option(name: .long, help: "The proxy's admin address, as HOST:PORT.")
+    var admin: String = "127.0.0.1:15090"
+
+    @Option(name: .long, help: "How long to wait, e.g. 120s or 2m.")
+    var timeout: String = "120s"
+
+    func run() async throws {
+        let address = try Serve.address(self.admin, option: "--admin")
+        let limit: ConfigDuration
+        do {
+            limit = try ConfigDuration(parsing: self.timeout)
+        } catch {
+            throw ValidationError("--timeout: \(error.message)")
+        }
+        let host = address.host == "0.0.0.0" ? "127.0.0.1" : address.host
+        guard await ReadinessWait.wait(host: host, port: address.port, timeout: limit.duration) else {
+            FileHandle.standardError.write(Data("chaperone-proxy wait-ready: http://\(host):\(address.port)/readyz did not answer 200 within \(self.timeout)\n".utf8))
+            throw ExitCode.failure
+        }
+    }
+}
+
+/// Runs the proxy.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the proxy (the default subcommand).",
         discussion: """
             Agents point their SDK's base URL at http://127.0.0.1:15080/<upstream>/... (for example OPENAI_BASE_URL=http://127.0.0.1:15080/openai/v1). The proxy forwards to the upstream's base URL with the real provider key (read from a file the agent cannot see), streams the answer back, and writes one audit event per request and per response as JSON lines to the audit file and stdout. Logs go to stderr.
 
