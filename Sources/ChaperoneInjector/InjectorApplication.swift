@@ -24,6 +24,18 @@ public struct InjectorApplication: Sendable {
     }
 
     public func run() async throws {
+        // Only self-signed mode talks to the Kubernetes API; the client must be shut down on every path.
+        let client = self.configuration.tls.mode == .selfSigned ? try KubernetesAPIClient(configuration: self.configuration.kubernetes) : nil
+        do {
+            try await self.run(apiClient: client)
+        } catch {
+            try? await client?.shutdown()
+            throw error
+        }
+        try? await client?.shutdown()
+    }
+
+    private func run(apiClient: KubernetesAPIClient?) async throws {
         let config = self.configuration
         let logger = self.logger
         let metrics = InjectorMetrics()
@@ -36,7 +48,7 @@ public struct InjectorApplication: Sendable {
         case .files:
             source = (.file(path: config.tls.certificateFile), .file(path: config.tls.privateKeyFile))
         case .selfSigned:
-            let client = try KubernetesAPIClient(configuration: config.kubernetes)
+            guard let client = apiClient else { throw InjectorStartupError(description: "self-signed mode needs the Kubernetes API") }
             let publisher = CABundlePublisher(client: client, configuration: config, metrics: metrics, logger: logger)
             try await publisher.initialSync()
             source = (

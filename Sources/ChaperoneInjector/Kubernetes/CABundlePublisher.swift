@@ -53,18 +53,19 @@ public final class CABundlePublisher: Service, Sendable {
 
     public func run() async throws {
         var delay = self.syncInterval
-        while !Task.isShuttingDownGracefully, !Task.isCancelled {
+        while true {
+            let wait = Self.jittered(delay)
             do {
-                try await gracefulShutdown()
-                try await Task.sleep(for: Self.jittered(delay))
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
             } catch {
-                return
+                return  // shutting down
             }
             do {
                 try await self.sync()
                 delay = self.syncInterval
             } catch {
-                delay = min(max(delay / 4, .seconds(1)) * 2, self.syncInterval)
+                // After a failure retry soon (1 s, doubling), never slower than the normal interval.
+                delay = delay >= self.syncInterval ? .seconds(1) : min(delay * 2, self.syncInterval)
                 self.logger.warning("tls.sync_failed", metadata: ["error": "\(error)", "retry_in": "\(delay)"])
             }
         }
