@@ -14,7 +14,7 @@ public struct ConfigDuration: Sendable, Hashable, Codable, CustomStringConvertib
 
     private static func parseMilliseconds(_ text: String) throws(ConfigError) -> Int64 {
         let trimmed = text.trimmingWhitespace()
-        let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)]
+        let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)]
         for (suffix, scale) in units where trimmed.hasSuffix(suffix) {
             let number = trimmed.dropLast(suffix.count)
             if let value = Int64(number), value >= 0 {
@@ -24,7 +24,7 @@ public struct ConfigDuration: Sendable, Hashable, Codable, CustomStringConvertib
         if let value = Int64(trimmed), value >= 0 {
             return value * 1000
         }
-        throw ConfigError(field: "", message: "'\(text)' is not a duration (use e.g. 250ms, 10s, 5m, 1h)")
+        throw ConfigError(field: "", message: "'\(text)' is not a duration (use e.g. 250ms, 10s, 5m, 1h, 30d)")
     }
 
     public init(from decoder: any Decoder) throws {
