@@ -47,3 +47,22 @@ public struct JSONLogHandler: LogHandler {
     /// `json` unless stderr is a terminal, where people read `text` more easily.
     public static var defaultFormat: String { isatty(STDERR_FILENO) == 1 ? "text" : "json" }
 }
+
+extension JSONLogHandler {
+    /// Installs the process's log handler from the `--log-level` and `--log-format` flags every
+    /// Chaperone binary takes; the error text names the flag at fault.
+    public static func bootstrap(level text: String, format: String) throws(ConfigError) {
+        guard let level = Logger.Level(rawValue: text) else {
+            throw ConfigError(field: "--log-level", message: "'\(text)' is not one of trace, debug, info, notice, warning, error, critical")
+        }
+        guard ["json", "text"].contains(format) else {
+            throw ConfigError(field: "--log-format", message: "'\(format)' is not json or text")
+        }
+        let json = format == "json"
+        LoggingSystem.bootstrap { label in
+            var handler: any LogHandler = json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+    }
+}

@@ -37,17 +37,10 @@ struct ChaperoneInjectorCommand: AsyncParsableCommand {
     var checkConfig = false
 
     func run() async throws {
-        guard let level = Logger.Level(rawValue: self.logLevel) else {
-            throw ValidationError("--log-level: '\(self.logLevel)' is not one of trace, debug, info, notice, warning, error, critical")
-        }
-        guard ["json", "text"].contains(self.logFormat) else {
-            throw ValidationError("--log-format: '\(self.logFormat)' is not json or text")
-        }
-        let json = self.logFormat == "json"
-        LoggingSystem.bootstrap { label in
-            var handler: any LogHandler = json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+        do {
+            try JSONLogHandler.bootstrap(level: self.logLevel, format: self.logFormat)
+        } catch {
+            throw ValidationError("\(error)")
         }
         var configuration: InjectorConfiguration
         do {
@@ -67,10 +60,10 @@ struct ChaperoneInjectorCommand: AsyncParsableCommand {
     }
 
     static func address(_ text: String, option: String) throws -> InjectorConfiguration.Address {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
-            throw ValidationError("\(option): '\(text)' is not HOST:PORT")
+        do {
+            return try .init(parsing: text, option: option)
+        } catch {
+            throw ValidationError("\(error)")
         }
-        let host = String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-        return .init(host: host.isEmpty ? "0.0.0.0" : host, port: port)
     }
 }

@@ -84,17 +84,10 @@ struct Serve: AsyncParsableCommand {
     var checkConfig = false
 
     func run() async throws {
-        guard let level = Logger.Level(rawValue: self.logLevel) else {
-            throw ValidationError("--log-level: '\(self.logLevel)' is not one of trace, debug, info, notice, warning, error, critical")
-        }
-        guard ["json", "text"].contains(self.logFormat) else {
-            throw ValidationError("--log-format: '\(self.logFormat)' is not json or text")
-        }
-        let json = self.logFormat == "json"
-        LoggingSystem.bootstrap { label in
-            var handler: any LogHandler = json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+        do {
+            try JSONLogHandler.bootstrap(level: self.logLevel, format: self.logFormat)
+        } catch {
+            throw ValidationError("\(error)")
         }
         let logger = Logger(label: "chaperone-proxy")
         var configuration: ProxyConfiguration
@@ -130,10 +123,10 @@ struct Serve: AsyncParsableCommand {
     }
 
     static func address(_ text: String, option: String) throws -> ProxyConfiguration.ListenAddress {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
-            throw ValidationError("\(option): '\(text)' is not HOST:PORT")
+        do {
+            return try .init(parsing: text, option: option)
+        } catch {
+            throw ValidationError("\(error)")
         }
-        let host = String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-        return .init(host: host.isEmpty ? "0.0.0.0" : host, port: port)
     }
 }

@@ -1,4 +1,5 @@
 package import Yams
+import Foundation
 
 /// A cursor over a YAML mapping that knows its dotted path, so every error names the field at
 /// fault, and that rejects keys it was not asked about (a typo is an error, not a silent default).
@@ -109,5 +110,37 @@ package struct ConfigNode {
         }
         if let value = Int(lowered), value > 0 { return value }
         throw ConfigError(field: self.field(key), message: "'\(text)' is not a size (use e.g. 65536, 64KiB, 32MiB)")
+    }
+}
+
+extension ConfigNode {
+    /// Reads a YAML configuration file and parses it with `parse`, putting the file's path on any
+    /// error it reports.
+    package static func load<Value>(file path: String, _ parse: (String) throws(ConfigError) -> Value) throws(ConfigError) -> Value {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigError(file: path, field: "", message: "cannot read the file: \(error.localizedDescription)")
+        }
+        do {
+            return try parse(text)
+        } catch {
+            var located = error
+            located.file = path
+            throw located
+        }
+    }
+
+    /// The top-level mapping of a YAML document; nil for an empty one (all defaults).
+    package static func root(yaml text: String) throws(ConfigError) -> ConfigNode? {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch {
+            throw ConfigError(field: "", message: "not valid YAML: \(error)")
+        }
+        guard let root else { return nil }
+        return try ConfigNode(path: "", node: root)
     }
 }

@@ -1,35 +1,16 @@
-public import Foundation
+import Foundation
 import Yams
 
 extension ProxyConfiguration {
     /// Reads and validates a YAML configuration file. Keys left out take the embedded defaults;
     /// `upstreams`, when given, replaces the default upstream list.
     public static func load(file path: String) throws(ConfigError) -> ProxyConfiguration {
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw ConfigError(file: path, field: "", message: "cannot read the file: \(error.localizedDescription)")
-        }
-        do {
-            return try Self.parse(yaml: text)
-        } catch {
-            var located = error
-            located.file = path
-            throw located
-        }
+        try ConfigNode.load(file: path, Self.parse(yaml:))
     }
 
     public static func parse(yaml text: String) throws(ConfigError) -> ProxyConfiguration {
-        let root: Node?
-        do {
-            root = try Yams.compose(yaml: text)
-        } catch {
-            throw ConfigError(field: "", message: "not valid YAML: \(error)")
-        }
         var config = ProxyConfiguration()
-        guard let root else { return config }
-        let top = try ConfigNode(path: "", node: root)
+        guard let top = try ConfigNode.root(yaml: text) else { return config }
         try top.rejectUnknownKeys(allowed: ["listen", "admin", "upstreams", "limits", "timeouts", "audit", "masking", "policy"])
         if let listen = try top.child("listen") { config.listen = try Self.address(listen, default: config.listen) }
         if let admin = try top.child("admin") { config.admin = try Self.address(admin, default: config.admin) }

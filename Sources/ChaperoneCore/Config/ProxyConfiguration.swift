@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import Yams
 
 /// Everything `chaperone-proxy` needs, read from a YAML file (`--config`) or, without one, the
@@ -49,6 +49,15 @@ public struct ProxyConfiguration: Sendable, Equatable {
         public init(host: String, port: Int) {
             self.host = host
             self.port = port
+        }
+
+        /// `HOST:PORT`, `:PORT` (all interfaces) or `[IPv6]:PORT`, as given to `--listen`/`--admin`.
+        public init(parsing text: String, option: String) throws(ConfigError) {
+            guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+                throw ConfigError(field: option, message: "'\(text)' is not HOST:PORT")
+            }
+            let host = text[..<colon].filter { $0 != "[" && $0 != "]" }
+            self.init(host: host.isEmpty ? "0.0.0.0" : String(host), port: port)
         }
     }
 

@@ -6,31 +6,12 @@ extension InjectorConfiguration {
     /// Reads and validates a YAML configuration file; keys left out keep their defaults. Errors
     /// name the file, the dotted field and the line.
     public static func load(file path: String) throws(ConfigError) -> InjectorConfiguration {
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw ConfigError(file: path, field: "", message: "cannot read the file: \(error.localizedDescription)")
-        }
-        do {
-            return try Self.parse(yaml: text)
-        } catch {
-            var located = error
-            located.file = path
-            throw located
-        }
+        try ConfigNode.load(file: path, Self.parse(yaml:))
     }
 
     public static func parse(yaml text: String) throws(ConfigError) -> InjectorConfiguration {
-        let root: Node?
-        do {
-            root = try Yams.compose(yaml: text)
-        } catch {
-            throw ConfigError(field: "", message: "not valid YAML: \(error)")
-        }
         var config = InjectorConfiguration()
-        guard let root else { return config }
-        let top = try ConfigNode(path: "", node: root)
+        guard let top = try ConfigNode.root(yaml: text) else { return config }
         try top.rejectUnknownKeys(allowed: [
             "listen", "admin", "namespace", "excluded_namespaces", "failure_mode", "max_request_body", "tls", "kubernetes", "sidecar",
         ])
