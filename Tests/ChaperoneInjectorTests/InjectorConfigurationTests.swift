@@ -46,6 +46,11 @@ import Testing
         #expect(config.sidecar.agentEnvironment.map(\.name) == ["OPENAI_BASE_URL"])
     }
 
+    @Test func proxyPortMovesTheAgentEnvironment() throws {
+        let config = try InjectorConfiguration.parse(yaml: "sidecar:\n  proxy_port: 16000\n")
+        #expect(config.sidecar.agentEnvironment.first { $0.name == "OPENAI_BASE_URL" }?.value == "http://127.0.0.1:16000/openai/v1")
+    }
+
     @Test(arguments: [
         ("sidecar:\n  imag: x\n", "sidecar.imag", "unknown key"),
         ("failure_mode: maybe\n", "failure_mode", "not one of deny, allow"),

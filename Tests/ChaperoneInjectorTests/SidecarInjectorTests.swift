@@ -105,6 +105,18 @@ import Testing
         #expect(decision.statusCode == 403)
     }
 
+    @Test func fingerprintKeyReaderIsRefused() throws {
+        let decision = self.injector.review(try Self.request("bare-pod") { review in
+            Self.editPod(&review) { pod in
+                var spec = pod["spec"] as! [String: Any]
+                spec["containers"] = [["name": "agent", "image": "x", "envFrom": [["secretRef": ["name": "chaperone-fingerprint-key"]]]]]
+                pod["spec"] = spec
+            }
+        })
+        #expect(decision.outcome == .denied)
+        #expect(decision.message?.contains("container agent references Secret chaperone-fingerprint-key") == true)
+    }
+
     @Test func unreadablePodFollowsFailureMode() throws {
         let request = try Self.request("bare-pod") { review in
             Self.editPod(&review) { pod in pod["spec"] = ["containers": 7] }

@@ -63,11 +63,8 @@ public struct SidecarInjector: Sendable {
         if self.configuration.neverInjected.contains(namespace) {
             return .skipped("namespace \(namespace) is never injected")
         }
-        if let container = self.providerKeyReader(pod) {
-            return .denied(
-                "container \(container) references Secret \(self.configuration.sidecar.providerKeysSecret); only the chaperone-proxy sidecar may read provider keys",
-                code: 403
-            )
+        if let found = self.providerKeyReader(pod) {
+            return .denied("\(found.reader) references Secret \(found.secret); only the chaperone-proxy sidecar may read provider keys", code: 403)
         }
         if pod.labels[Self.injectLabel] == "false" {
             return .skipped("pod opted out (\(Self.injectLabel)=false)")
@@ -100,19 +97,20 @@ public struct SidecarInjector: Sendable {
         }
     }
 
-    /// The first container (or volume) of the pod itself that would see the provider keys.
-    private func providerKeyReader(_ pod: PodView) -> String? {
-        let secret = self.configuration.sidecar.providerKeysSecret
+    /// The first container (or volume) of the pod itself that would see the provider keys or the
+    /// fingerprint key (with which an agent could test guesses against placeholders).
+    private func providerKeyReader(_ pod: PodView) -> (reader: String, secret: String)? {
+        let secrets: Set<String> = [self.configuration.sidecar.providerKeysSecret, self.configuration.sidecar.fingerprintKeySecret]
         for container in pod.containers + pod.initContainers where container.name != Self.sidecarName {
-            if container.env?.contains(where: { $0.valueFrom?.secretKeyRef?.name == secret }) == true
-                || container.envFrom?.contains(where: { $0.secretRef?.name == secret }) == true
-            {
-                return container.name
+            for name in (container.env ?? []).compactMap({ $0.valueFrom?.secretKeyRef?.name }) + (container.envFrom ?? []).compactMap({ $0.secretRef?.name })
+            where secrets.contains(name) {
+                return ("container \(container.name)", name)
             }
         }
         for volume in pod.spec?.volumes ?? [] where volume.name != Self.credentialsVolume {
-            if volume.secret?.secretName == secret || volume.projected?.sources?.contains(where: { $0.secret?.name == secret }) == true {
-                return "(volume \(volume.name))"
+            for name in [volume.secret?.secretName].compactMap({ $0 }) + (volume.projected?.sources ?? []).compactMap({ $0.secret?.name })
+            where secrets.contains(name) {
+                return ("volume \(volume.name)", name)
             }
         }
         return nil

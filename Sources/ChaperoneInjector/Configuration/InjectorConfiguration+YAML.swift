@@ -73,7 +73,10 @@ extension InjectorConfiguration {
         if let value = try node.bool("native") { sidecar.native = value }
         if let value = try node.int("run_as_user", range: 1...2_147_483_647) { sidecar.runAsUser = value }
         if let value = try node.int("run_as_group", range: 1...2_147_483_647) { sidecar.runAsGroup = value }
-        if let value = try node.int("proxy_port", range: 1...65535) { sidecar.proxyPort = value }
+        if let value = try node.int("proxy_port", range: 1...65535) {
+            sidecar.proxyPort = value
+            sidecar.agentEnvironment = Sidecar.defaultAgentEnvironment(proxyPort: value)
+        }
         if let value = try node.int("admin_port", range: 1...65535) { sidecar.adminPort = value }
         guard sidecar.proxyPort != sidecar.adminPort else {
             throw ConfigError(field: node.field("admin_port"), message: "must differ from proxy_port")

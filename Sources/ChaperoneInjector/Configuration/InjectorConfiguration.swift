@@ -92,12 +92,17 @@ public struct InjectorConfiguration: Sendable {
         /// Set as CHAPERONE_CLUSTER in the sidecar when not empty.
         public var cluster = ""
         /// Environment set in every app container unless the container sets the name itself.
-        public var agentEnvironment: [(name: String, value: String)] = [
-            ("OPENAI_BASE_URL", "http://127.0.0.1:15080/openai/v1"),
-            ("OPENAI_API_KEY", Self.placeholderKey),
-            ("ANTHROPIC_BASE_URL", "http://127.0.0.1:15080/anthropic"),
-            ("ANTHROPIC_API_KEY", Self.placeholderKey),
-        ]
+        public var agentEnvironment = Self.defaultAgentEnvironment(proxyPort: 15080)
+
+        /// The official SDKs' base-URL and key variables, pointed at the proxy on `proxyPort`.
+        public static func defaultAgentEnvironment(proxyPort: Int) -> [(name: String, value: String)] {
+            [
+                ("OPENAI_BASE_URL", "http://127.0.0.1:\(proxyPort)/openai/v1"),
+                ("OPENAI_API_KEY", Self.placeholderKey),
+                ("ANTHROPIC_BASE_URL", "http://127.0.0.1:\(proxyPort)/anthropic"),
+                ("ANTHROPIC_API_KEY", Self.placeholderKey),
+            ]
+        }
 
         /// What the agent holds instead of a provider key; the sidecar replaces it.
         public static let placeholderKey = "chaperone-managed-placeholder"
