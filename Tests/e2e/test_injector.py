@@ -363,3 +363,18 @@ def test_self_signed_mode_publishes_its_ca(workdir):
             assert third.stop() == 0
     finally:
         api.close()
+
+
+def test_classic_sidecar_hook_waits_for_the_proxy(proxy):
+    """The command the classic sidecar's postStart hook runs: exits 0 once /readyz answers,
+    1 with a message when nothing becomes ready in time."""
+    import subprocess
+
+    from conftest import binary, free_port
+
+    ready = subprocess.run([str(binary("chaperone-proxy")), "wait-ready", "--admin", f"127.0.0.1:{proxy.admin_port}", "--timeout", "10s"],
+                           capture_output=True, timeout=30)
+    assert ready.returncode == 0, ready.stderr
+    absent = subprocess.run([str(binary("chaperone-proxy")), "wait-ready", "--admin", f"127.0.0.1:{free_port()}", "--timeout", "1s"],
+                            capture_output=True, timeout=30)
+    assert absent.returncode == 1 and b"did not answer 200 within 1s" in absent.stderr
