@@ -12,8 +12,9 @@ import ServiceLifecycle
 import UnixSignals
 import X509
 
-/// The injector process: the HTTPS webhook listener, the plain-HTTP admin listener and, in
-/// self-signed mode, the CA publisher, run together until SIGTERM/SIGINT.
+/// The injector process: the plain-HTTP admin listener (up from the first moment, so liveness
+/// holds while a certificate is being obtained) and the webhook — certificate, HTTPS listener
+/// and, in self-signed mode, the CA publisher — run together until SIGTERM/SIGINT.
 public struct InjectorApplication: Sendable {
     public let configuration: InjectorConfiguration
     public let logger: Logger
@@ -37,25 +38,96 @@ public struct InjectorApplication: Sendable {
 
     private func run(apiClient: KubernetesAPIClient?) async throws {
         let config = self.configuration
-        let logger = self.logger
         let metrics = InjectorMetrics()
-        let readiness = NIOLockedValueBox((listening: false, draining: false))
-        var services: [any Service] = []
+        let readiness = Readiness()
+        let webhook = WebhookService(configuration: config, apiClient: apiClient, metrics: metrics, readiness: readiness, logger: self.logger)
+        let admin = self.adminApplication(metrics: metrics, readiness: readiness)
+        self.logger.info("injector.starting", metadata: [
+            "version": "\(ChaperoneInjectorVersion.current)", "tls_mode": "\(config.tls.mode.rawValue)",
+            "failure_mode": "\(config.failureMode.rawValue)", "native_sidecar": "\(config.sidecar.native)",
+            "never_injected": "\(config.neverInjected.sorted().joined(separator: ","))", "sidecar_image": "\(config.sidecar.image)",
+        ])
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: admin), .init(service: webhook)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: self.logger
+        ))
+        try await withGracefulShutdownHandler {
+            try await group.run()
+        } onGracefulShutdown: {
+            readiness.draining()
+        }
+    }
+
+    private func adminApplication(metrics: InjectorMetrics, readiness: Readiness) -> some Service {
+        let logger = self.logger
+        let router = Router()
+        router.get("/healthz") { _, _ in "ok\n" }
+        router.get("/readyz") { _, _ -> Response in
+            let ready = readiness.isReady
+            return Response(
+                status: ready ? .ok : .serviceUnavailable, headers: [.contentType: "text/plain; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: ready ? "ready\n" : "not ready\n")))
+        }
+        router.get("/metrics") { _, _ -> Response in
+            var buffer: [UInt8] = []
+            metrics.registry.emit(into: &buffer)
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(bytes: buffer)))
+        }
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname(self.configuration.admin.host, port: self.configuration.admin.port)),
+            onServerRunning: { channel in
+                logger.info("listener.started", metadata: ["listener": "admin", "address": "\(channel.localAddress?.description ?? "")"])
+            },
+            logger: logger
+        )
+    }
+}
+
+/// `/readyz`: the webhook listener is up with a certificate, and the process is not shutting down.
+final class Readiness: Sendable {
+    private let state = NIOLockedValueBox((listening: false, draining: false))
+    var isReady: Bool { self.state.withLockedValue { $0.listening && !$0.draining } }
+    func listening() { self.state.withLockedValue { $0.listening = true } }
+    func draining() { self.state.withLockedValue { $0.draining = true } }
+}
+
+/// The webhook side: obtain a certificate (files, or the self-signed Secret), then serve HTTPS
+/// with a reloading certificate, and keep the CA published (self-signed mode).
+struct WebhookService: Service {
+    let configuration: InjectorConfiguration
+    let apiClient: KubernetesAPIClient?
+    let metrics: InjectorMetrics
+    let readiness: Readiness
+    let logger: Logger
+
+    func run() async throws {
+        let config = self.configuration
+        let logger = self.logger
+        let metrics = self.metrics
 
         // The certificate comes from files (cert-manager, your own) or from our own CA in a Secret.
         let source: (certificate: TimedCertificateReloader.Location, key: TimedCertificateReloader.Location)
+        var publisher: CABundlePublisher?
         switch config.tls.mode {
         case .files:
             source = (.file(path: config.tls.certificateFile), .file(path: config.tls.privateKeyFile))
         case .selfSigned:
-            guard let client = apiClient else { throw InjectorStartupError(description: "self-signed mode needs the Kubernetes API") }
-            let publisher = CABundlePublisher(client: client, configuration: config, metrics: metrics, logger: logger)
-            try await publisher.initialSync()
+            guard let client = self.apiClient else { throw InjectorStartupError(description: "self-signed mode needs the Kubernetes API") }
+            let created = CABundlePublisher(client: client, configuration: config, metrics: metrics, logger: logger)
+            do {
+                try await cancelWhenGracefulShutdown { try await created.initialSync() }
+            } catch is CancellationError {
+                return  // asked to stop before a certificate was obtained
+            }
             source = (
-                .memory { Array((publisher.material?.certificatePEM ?? "").utf8) },
-                .memory { Array((publisher.material?.privateKeyPEM ?? "").utf8) }
+                .memory { Array((created.material?.certificatePEM ?? "").utf8) },
+                .memory { Array((created.material?.privateKeyPEM ?? "").utf8) }
             )
-            services.append(publisher)
+            publisher = created
         }
         let reloader: TimedCertificateReloader
         do {
@@ -80,65 +152,30 @@ public struct InjectorApplication: Sendable {
         } catch {
             throw InjectorStartupError(description: "cannot load the webhook certificate (tls.mode: \(config.tls.mode.rawValue)): \(error)")
         }
-        services.append(reloader)
         var tls = try TLSConfiguration.makeServerConfiguration(certificateReloader: reloader)
         tls.minimumTLSVersion = .tlsv12
 
         let endpoint = AdmissionEndpoint(injector: SidecarInjector(configuration: config), metrics: metrics, logger: logger)
-        let webhookRouter = Router()
-        webhookRouter.post(RouterPath(AdmissionEndpoint.path)) { request, _ in await endpoint.respond(to: request) }
-        let webhook = Application(
-            router: webhookRouter,
+        let router = Router()
+        router.post(RouterPath(AdmissionEndpoint.path)) { request, _ in await endpoint.respond(to: request) }
+        let readiness = self.readiness
+        let listener = Application(
+            router: router,
             server: try .tls(.http1(), tlsConfiguration: tls),
-            configuration: .init(address: .hostname(config.listen.host, port: config.listen.port), serverName: nil),
+            configuration: .init(address: .hostname(config.listen.host, port: config.listen.port)),
             onServerRunning: { channel in
-                readiness.withLockedValue { $0.listening = true }
+                readiness.listening()
                 logger.info("listener.started", metadata: ["listener": "webhook", "address": "\(channel.localAddress?.description ?? "")"])
             },
             logger: logger
         )
-
-        let adminRouter = Router()
-        adminRouter.get("/healthz") { _, _ in "ok\n" }
-        adminRouter.get("/readyz") { _, _ -> Response in
-            let state = readiness.withLockedValue { $0 }
-            let ready = state.listening && !state.draining
-            return Response(
-                status: ready ? .ok : .serviceUnavailable, headers: [.contentType: "text/plain; charset=utf-8"],
-                body: .init(byteBuffer: ByteBuffer(string: ready ? "ready\n" : "not ready\n")))
-        }
-        adminRouter.get("/metrics") { _, _ -> Response in
-            var buffer: [UInt8] = []
-            metrics.registry.emit(into: &buffer)
-            return Response(
-                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: .init(byteBuffer: ByteBuffer(bytes: buffer)))
-        }
-        let admin = Application(
-            router: adminRouter,
-            configuration: .init(address: .hostname(config.admin.host, port: config.admin.port)),
-            onServerRunning: { channel in
-                logger.info("listener.started", metadata: ["listener": "admin", "address": "\(channel.localAddress?.description ?? "")"])
-            },
-            logger: logger
-        )
-        services.append(webhook)
-        services.append(admin)
-
-        logger.info("injector.starting", metadata: [
-            "version": "\(ChaperoneInjectorVersion.current)", "tls_mode": "\(config.tls.mode.rawValue)",
-            "failure_mode": "\(config.failureMode.rawValue)", "native_sidecar": "\(config.sidecar.native)",
-            "never_injected": "\(config.neverInjected.sorted().joined(separator: ","))", "sidecar_image": "\(config.sidecar.image)",
-        ])
-        let group = ServiceGroup(configuration: .init(
-            services: services.map { .init(service: $0) },
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger
-        ))
-        try await withGracefulShutdownHandler {
-            try await group.run()
-        } onGracefulShutdown: {
-            readiness.withLockedValue { $0.draining = true }
+        // Graceful shutdown reaches these child tasks through the task-local the group set.
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { try await reloader.run() }
+            group.addTask { try await listener.run() }
+            if let publisher {
+                group.addTask { try await publisher.run() }
+            }
         }
     }
 }

@@ -324,10 +324,17 @@ def test_self_signed_mode_publishes_its_ca(workdir):
     directory = workdir / "injector-self-signed"
     api = FakeKubernetesAPI(directory / "api")
     api.state.webhooks["chaperone-injector"] = webhook_configuration("chaperone-injector", ["pods.chaperone.io", "pods-dry.chaperone.io"])
-    api.state.fail_next = 2  # the API server is flaky at first: the injector retries
+    api.state.fail_next = 10**6  # the API server is unavailable at first
     try:
-        instance = start_injector(directory / "first", self_signed_config(api), None)
+        instance = start_injector(directory / "first", self_signed_config(api), None, wait_ready=False)
         try:
+            # Alive (liveness holds) but not ready while no certificate can be obtained; retried.
+            poll(lambda: instance.readyz() == 503, timeout=20, what="/readyz 503 while the API is down")
+            assert httpx.get(f"http://127.0.0.1:{instance.admin_port}/healthz").status_code == 200
+            poll(lambda: api.count("GET", "/secrets/") >= 3, timeout=20, what="retries")
+            with api.state.lock:
+                api.state.fail_next = 0
+            poll(lambda: instance.readyz() == 200, timeout=30, what="/readyz once the API answers")
             material = api.secret_data("chaperone-system", "chaperone-injector-tls")
             assert material is not None and set(material) == {"ca.crt", "ca.key", "tls.crt", "tls.key"}
             ca_file = directory / "published-ca.crt"
