@@ -3,6 +3,8 @@ import ChaperoneCore
 import ChaperoneInjector
 import Foundation
 import Logging
+import NIOCore
+import NIOPosix
 
 @main
 struct ChaperoneInjectorCommand: AsyncParsableCommand {
@@ -56,6 +58,9 @@ struct ChaperoneInjectorCommand: AsyncParsableCommand {
             print("  sidecar: \(configuration.sidecar.image) (\(configuration.sidecar.native ? "native" : "classic") sidecar, uid \(configuration.sidecar.runAsUser))")
             return
         }
+        // Run Swift concurrency's tasks on the NIO event loops, so an admission is answered on the
+        // loop that owns its connection instead of hopping to the concurrency pool and back.
+        NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
         try await InjectorApplication(configuration: configuration, logger: Logger(label: "chaperone-injector")).run()
     }
 

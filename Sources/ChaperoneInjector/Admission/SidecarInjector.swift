@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 
 /// Decides whether a pod gets the sidecar and builds the patch that adds it. Pure: no I/O, so
 /// every rule is tested on AdmissionReview fixtures without a server.
@@ -44,8 +45,31 @@ public struct SidecarInjector: Sendable {
         ]
     }
 
+    /// Encoded once: the volumes and each agent env entry are the same for every pod.
+    private let volumesJSON: [[UInt8]]
+    private let volumeNames: [String]
+    private let environmentJSON: [String: [UInt8]]
+    /// The encoded sidecar per (agent, mode, resources, admin port): pods of one workload share it.
+    private let sidecars = NIOLockedValueBox([SidecarKey: [UInt8]]())
+
+    private struct SidecarKey: Hashable {
+        var native: Bool
+        var agent: String
+        var resources: InjectorConfiguration.Resources
+        var adminPort: Int
+    }
+
     public init(configuration: InjectorConfiguration) {
         self.configuration = configuration
+        let volumes = Self.volumes(configuration.sidecar)
+        // Encoding plain value types cannot fail; an empty fragment would only come from a bug.
+        self.volumesJSON = volumes.map { (try? JSONFragment.encode($0)) ?? [] }
+        self.volumeNames = volumes.map(\.name)
+        var environment: [String: [UInt8]] = [:]
+        for (name, value) in configuration.sidecar.agentEnvironment {
+            environment[name] = (try? JSONFragment.encode(EnvVarSpec.literal(name, value))) ?? []
+        }
+        self.environmentJSON = environment
     }
 
     public func review(_ request: AdmissionReviewRequest.Request) -> AdmissionDecision {
@@ -87,8 +111,7 @@ public struct SidecarInjector: Sendable {
         }
         do {
             var mutation = try self.mutation(of: pod, spec: spec)
-            let patch = try mutation.patch.encoded()
-            mutation.decision.patch = Array(patch)
+            mutation.decision.patch = mutation.patch.encoded()
             return mutation.decision
         } catch let rejection as PodRejection {
             return .denied(rejection.message, code: rejection.code)
@@ -163,7 +186,7 @@ public struct SidecarInjector: Sendable {
         var configured: [String] = []
         for (index, container) in spec.containers.enumerated() {
             let present = Set((container.env ?? []).map(\.name))
-            let added = sidecar.agentEnvironment.filter { !present.contains($0.name) }.map { EnvVarSpec.literal($0.name, $0.value) }
+            let added = sidecar.agentEnvironment.filter { !present.contains($0.name) }.compactMap { self.environmentJSON[$0.name] }
             let kept = sidecar.agentEnvironment.map(\.name).filter(present.contains)
             if !kept.isEmpty {
                 warnings.append("chaperone-injector: container \(container.name) sets \(kept.joined(separator: ", ")) itself; left unchanged")
@@ -175,35 +198,36 @@ public struct SidecarInjector: Sendable {
             if !added.isEmpty { configured.append(container.name) }
         }
 
-        let volumes = self.volumes()
-        mutation.patch.append(volumes, to: ["spec", "volumes"], exists: spec.volumes != nil)
+        mutation.patch.append(self.volumesJSON, to: ["spec", "volumes"], exists: spec.volumes != nil)
 
-        let container = self.sidecarContainer(native: native, agent: agent, resources: resources, adminPort: adminPort)
+        let container = try self.encodedSidecar(SidecarKey(native: native, agent: agent, resources: resources, adminPort: adminPort))
         if native {
             if spec.initContainers != nil {
-                mutation.patch.add(["spec", "initContainers", "0"], container)
+                mutation.patch.add(["spec", "initContainers", "0"], json: container)
             } else {
-                mutation.patch.add(["spec", "initContainers"], [container])
+                mutation.patch.add(["spec", "initContainers"], json: JSONFragment.array([container]))
             }
         } else {
-            mutation.patch.add(["spec", "containers", "0"], container)
+            mutation.patch.add(["spec", "containers", "0"], json: container)
         }
 
         let status = InjectionStatus(
             version: ChaperoneInjectorVersion.current, mode: native ? "native" : "container",
-            sidecar: Self.sidecarName, agent: agent, containers: configured, volumes: volumes.map(\.name)
+            sidecar: Self.sidecarName, agent: agent, containers: configured, volumes: self.volumeNames
         )
         var added: [String: String] = [Self.statusAnnotation: try status.json()]
         if annotations[Annotation.defaultContainer] == nil {
             added[Annotation.defaultContainer] = agent
         }
         if pod.metadata == nil {
-            mutation.patch.add(["metadata"], ["annotations": added])
+            try mutation.patch.add(["metadata"], ["annotations": added])
         } else if pod.metadata?.annotations == nil {
-            mutation.patch.add(["metadata", "annotations"], added)
+            try mutation.patch.add(["metadata", "annotations"], added)
         } else {
             for key in added.keys.sorted() {
-                mutation.patch.add(["metadata", "annotations", key], added[key]!)
+                var value: [UInt8] = []
+                JSONFragment.appendString(added[key]!, to: &value)
+                mutation.patch.add(["metadata", "annotations", key], json: value)
             }
         }
         mutation.decision.reason = "\(status.mode) sidecar, env in \(configured.count) container(s)"
@@ -235,8 +259,17 @@ public struct SidecarInjector: Sendable {
         }
     }
 
-    func volumes() -> [VolumeSpec] {
-        let sidecar = self.configuration.sidecar
+    private func encodedSidecar(_ key: SidecarKey) throws -> [UInt8] {
+        if let cached = self.sidecars.withLockedValue({ $0[key] }) { return cached }
+        let json = try JSONFragment.encode(self.sidecarContainer(native: key.native, agent: key.agent, resources: key.resources, adminPort: key.adminPort))
+        self.sidecars.withLockedValue { cache in
+            if cache.count >= 1024 { cache.removeAll(keepingCapacity: true) }
+            cache[key] = json
+        }
+        return json
+    }
+
+    static func volumes(_ sidecar: InjectorConfiguration.Sidecar) -> [VolumeSpec] {
         let credentials = VolumeSpec(
             name: Self.credentialsVolume,
             projected: .init(sources: [

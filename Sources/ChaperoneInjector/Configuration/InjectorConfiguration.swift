@@ -108,7 +108,7 @@ public struct InjectorConfiguration: Sendable {
         public static let placeholderKey = "chaperone-managed-placeholder"
     }
 
-    public struct Resources: Sendable, Equatable {
+    public struct Resources: Sendable, Hashable {
         public var cpuRequest: String? = "50m"
         public var memoryRequest: String? = "64Mi"
         public var cpuLimit: String?
