@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 BIN_DIR := .build/debug
-.PHONY: all build test unit-test e2e-test demo bench bench-proxy bench-masking clean
+.PHONY: all build test unit-test e2e-test demo bench bench-proxy bench-masking bench-injector clean
 
 all: build
 
@@ -27,12 +27,13 @@ e2e-test: build
 demo: build
 	scripts/demo.sh
 
-# Both benchmarks; see docs/benchmarks.md. Knobs are BENCH_* environment variables (listed at
-# the top of each script).
+# All three benchmarks; see docs/benchmarks.md. Knobs are BENCH_* environment variables (listed
+# at the top of each script).
 # (One after the other, never in parallel: they would measure each other.)
 bench:
 	bench/masking/run.sh
 	bench/run.sh
+	bench/injector/run.sh
 
 # wrk through chaperone-proxy, through Envoy and direct to the same mock.
 bench-proxy:
@@ -41,6 +42,10 @@ bench-proxy:
 # Secret masking: throughput against detect-secrets, streaming latency, recall and precision.
 bench-masking:
 	bench/masking/run.sh
+
+# Admission latency of chaperone-injector at 200 AdmissionReviews/s over TLS (open loop).
+bench-injector:
+	bench/injector/run.sh
 
 clean:
 	rm -rf .build .build-release .build-static .demo .venv
