@@ -6,7 +6,7 @@
 # prints markdown tables. The target (from the issue): p99 ≤ 2 ms at 200 requests/s.
 #
 # Run it with `make bench-injector` (also part of `make bench`) or `bash bench/injector/run.sh`.
-# It is not part of the test suite. About 1½ minutes once the release binary exists.
+# It is not part of the test suite. About 2 minutes once the release binary exists.
 #
 # Environment (all optional):
 #   BENCH_RATE         requests per second, scheduled at fixed intervals (default 200)
@@ -94,7 +94,13 @@ for name in "${FIXTURE_LIST[@]}"; do
     [[ -f "$FIXTURE_DIR/$name.json" ]] || die "no fixture $FIXTURE_DIR/$name.json (BENCH_FIXTURES)"
 done
 
+# The commit the binary is built from (read now: the tree may move while the benchmark runs).
+GIT_COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [[ -n $(git -C "$ROOT" status --porcelain -- Sources Package.swift 2>/dev/null) ]]; then
+    GIT_COMMIT="$GIT_COMMIT+dirty"
+fi
 if [[ -n "${CHAPERONE_BIN_DIR:-}" ]]; then
+    GIT_COMMIT="unknown (binary from CHAPERONE_BIN_DIR)"
     BIN_DIR=$CHAPERONE_BIN_DIR
 else
     SCRATCH=${CHAPERONE_SCRATCH:-$ROOT/.build-release}
@@ -235,10 +241,6 @@ REFUSED=$(grep -c 'admission.refused' "$WORK/injector.log" || true)
 
 # ---------------------------------------------------------------------------- report
 SWIFT_VERSION=$(swift --version 2>&1 | grep -o 'Swift version [^ ]*' | head -1 | awk '{print $3}' || true)
-GIT_COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [[ -n $(git -C "$ROOT" status --porcelain -- Sources Package.swift 2>/dev/null) ]]; then
-    GIT_COMMIT="$GIT_COMMIT+dirty"
-fi
 mkdir -p "$(dirname "$OUT")"
 python3 "$LOAD" report --injector "$WORK/injector-run.json" \
     ${ECHO_PID:+--echo "$WORK/echo-run.json"} --hiccup "$WORK/hiccup.json" --injector-log "$WORK/injector.log" --sanity "$WORK/sanity.json" --idle "$WORK/idle.json" --out "$OUT" \
