@@ -87,14 +87,6 @@ public struct InjectorApplication: Sendable {
     }
 }
 
-/// `/readyz`: the webhook listener is up with a certificate, and the process is not shutting down.
-final class Readiness: Sendable {
-    private let state = NIOLockedValueBox((listening: false, draining: false))
-    var isReady: Bool { self.state.withLockedValue { $0.listening && !$0.draining } }
-    func listening() { self.state.withLockedValue { $0.listening = true } }
-    func draining() { self.state.withLockedValue { $0.draining = true } }
-}
-
 /// The webhook side: obtain a certificate (files, or the self-signed Secret), then serve HTTPS
 /// with a reloading certificate, and keep the CA published (self-signed mode).
 struct WebhookService: Service {
@@ -137,7 +129,8 @@ struct WebhookService: Service {
                 privateKeySource: .init(location: source.key, format: .pem)
             ) { reloader in
                 reloader.onCertificateLoaded = { diff in
-                    guard let leaf = diff.currentX509CertificateChain.first else { return }
+                    // The reloader reports every refresh; only a different certificate is news.
+                    guard let leaf = diff.currentX509CertificateChain.first, diff.previousX509CertificateChain?.first != leaf else { return }
                     metrics.certificateLoaded(notAfterUnixSeconds: leaf.notValidAfter.timeIntervalSince1970)
                     logger.info("tls.certificate_loaded", metadata: [
                         "subject": "\(leaf.subject)", "not_after": "\(leaf.notValidAfter)", "serial": "\(leaf.serialNumber)",

@@ -10,7 +10,7 @@ public struct InjectorMetrics: Sendable {
     private let counters = NIOLockedValueBox([String: Counter]())
 
     static let latencyBuckets: [Duration] = [
-        .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5),
+        .microseconds(250), .microseconds(500), .microseconds(750), .milliseconds(1), .microseconds(1500), .milliseconds(2), .milliseconds(5),
         .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(500), .seconds(1),
     ]
 

@@ -350,8 +350,6 @@ struct InjectionStatus: Codable, Sendable, Equatable {
     var volumes: [String]
 
     func json() throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(self), as: UTF8.self)
+        String(decoding: try JSONFragment.encode(self), as: UTF8.self)
     }
 }

@@ -11,7 +11,6 @@ import NIOSSL
 /// the cluster CA.
 public final class KubernetesAPIClient: Sendable {
     public struct Failure: Error, CustomStringConvertible {
-        public var status: Int?
         public var description: String
     }
 
@@ -139,7 +138,7 @@ public final class KubernetesAPIClient: Sendable {
         guard !accepted.contains(status) else { return }
         // The API server answers errors with a Status object; its message is the useful part.
         let message = (try? JSONDecoder().decode(StatusObject.self, from: body))?.message ?? String(decoding: body.prefix(300), as: UTF8.self)
-        throw Failure(status: status, description: "cannot \(what): HTTP \(status): \(message)")
+        throw Failure(description: "cannot \(what): HTTP \(status): \(message)")
     }
 
     private struct ObjectMeta: Codable {

@@ -11,8 +11,6 @@ struct JSONPatch: Sendable {
 
     private(set) var operations: [Operation] = []
 
-    var isEmpty: Bool { self.operations.isEmpty }
-
     /// Adds `value` at the pointer made of `tokens` (each escaped per RFC 6901).
     mutating func add(_ tokens: [String], _ value: some Encodable) throws {
         self.add(tokens, json: try JSONFragment.encode(value))
@@ -95,6 +93,7 @@ enum JSONPointer {
     }
 
     static func escape(_ token: String) -> String {
-        token.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")
+        guard token.utf8.contains(where: { $0 == UInt8(ascii: "~") || $0 == UInt8(ascii: "/") }) else { return token }
+        return token.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")
     }
 }

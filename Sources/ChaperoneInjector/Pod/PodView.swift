@@ -23,10 +23,8 @@ public struct PodView: Decodable, Sendable {
 
     public struct Container: Decodable, Sendable {
         public var name: String
-        public var image: String?
         public var env: [EnvVar]?
         public var envFrom: [EnvFromSource]?
-        public var restartPolicy: String?
     }
 
     public struct EnvVar: Decodable, Sendable {

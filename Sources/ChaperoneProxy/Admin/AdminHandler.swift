@@ -1,16 +1,7 @@
-import NIOConcurrencyHelpers
+import ChaperoneCore
 import NIOCore
 import NIOHTTP1
 import Prometheus
-
-/// Whether the proxy should receive traffic: its listener is up and it is not shutting down.
-public final class Readiness: Sendable {
-    private let state = NIOLockedValueBox((listening: false, draining: false))
-    public init() {}
-    public var isReady: Bool { self.state.withLockedValue { $0.listening && !$0.draining } }
-    func listening() { self.state.withLockedValue { $0.listening = true } }
-    func draining() { self.state.withLockedValue { $0.draining = true } }
-}
 
 /// The admin listener: `/healthz` (the process answers), `/readyz` (ready for traffic),
 /// `/metrics` (Prometheus text format).
