@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "chaperone-mock-upstream", targets: ["chaperone-mock-upstream"]),
         .executable(name: "chaperonectl", targets: ["chaperonectl"]),
         .executable(name: "chaperone-injector", targets: ["chaperone-injector"]),
+        .executable(name: "chaperone-collector", targets: ["chaperone-collector"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
@@ -31,6 +32,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
+        .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         .target(
@@ -57,6 +61,10 @@ let package = Package(
                 "ChaperoneCore",
                 "ChaperoneMasking",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -135,6 +143,42 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .systemLibrary(name: "CChaperoneZlib", path: "Sources/CChaperoneZlib"),
+        .target(
+            name: "ChaperoneCollector",
+            dependencies: [
+                "ChaperoneCore",
+                "CChaperoneZlib",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "chaperone-collector",
+            dependencies: [
+                "ChaperoneCollector",
+                "ChaperoneCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "chaperone-proxy",
             dependencies: [
@@ -167,6 +211,18 @@ let package = Package(
         ),
         .testTarget(name: "ChaperoneMaskingTests", dependencies: ["ChaperoneMasking", "ChaperoneCore"], swiftSettings: swiftSettings),
         .testTarget(name: "ChaperoneInjectorTests", dependencies: ["ChaperoneInjector", "ChaperoneCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "ChaperoneCollectorTests",
+            dependencies: [
+                "ChaperoneCollector",
+                "ChaperoneCore",
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "ChaperoneCoreTests", dependencies: ["ChaperoneCore"], swiftSettings: swiftSettings),
         .testTarget(name: "ChaperoneLLMTests", dependencies: ["ChaperoneLLM"], swiftSettings: swiftSettings),
         .testTarget(

@@ -114,6 +114,39 @@ package struct ConfigNode {
 }
 
 extension ConfigNode {
+    /// A `{host, port}` mapping; keys left out keep `current`'s.
+    package func address(_ key: String, default current: ProxyConfiguration.ListenAddress) throws(ConfigError) -> ProxyConfiguration.ListenAddress? {
+        guard let node = try self.child(key) else { return nil }
+        try node.rejectUnknownKeys(allowed: ["host", "port"])
+        return .init(host: try node.string("host") ?? current.host, port: try node.int("port", range: 0...65535) ?? current.port)
+    }
+
+    package func strings(_ key: String) throws(ConfigError) -> [String]? {
+        guard let value = self.value(key) else { return nil }
+        guard let sequence = value.sequence else {
+            throw ConfigError(field: self.field(key), message: "expected a list of strings\(Self.location(value))")
+        }
+        var result: [String] = []
+        for item in sequence {
+            guard case .scalar = item, let text = item.string, !text.isEmpty else {
+                throw ConfigError(field: self.field(key), message: "expected a list of strings\(Self.location(item))")
+            }
+            result.append(text)
+        }
+        return result
+    }
+
+    /// One of an enumeration's raw values; the error lists them all.
+    package func choice<Choice: RawRepresentable & CaseIterable>(_ key: String, as type: Choice.Type = Choice.self) throws(ConfigError) -> Choice?
+    where Choice.RawValue == String {
+        guard let text = try self.string(key) else { return nil }
+        guard let value = Choice(rawValue: text) else {
+            let known = Choice.allCases.map(\.rawValue).joined(separator: ", ")
+            throw ConfigError(field: self.field(key), message: "'\(text)' is not one of \(known)")
+        }
+        return value
+    }
+
     /// Reads a YAML configuration file and parses it with `parse`, putting the file's path on any
     /// error it reports.
     package static func load<Value>(file path: String, _ parse: (String) throws(ConfigError) -> Value) throws(ConfigError) -> Value {

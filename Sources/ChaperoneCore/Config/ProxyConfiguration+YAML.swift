@@ -12,8 +12,8 @@ extension ProxyConfiguration {
         var config = ProxyConfiguration()
         guard let top = try ConfigNode.root(yaml: text) else { return config }
         try top.rejectUnknownKeys(allowed: ["listen", "admin", "upstreams", "limits", "timeouts", "audit", "masking", "policy"])
-        if let listen = try top.child("listen") { config.listen = try Self.address(listen, default: config.listen) }
-        if let admin = try top.child("admin") { config.admin = try Self.address(admin, default: config.admin) }
+        if let value = try top.address("listen", default: config.listen) { config.listen = value }
+        if let value = try top.address("admin", default: config.admin) { config.admin = value }
         if let upstreams = try top.child("upstreams") {
             config.upstreams = [:]
             for name in upstreams.keys {
@@ -61,14 +61,6 @@ extension ProxyConfiguration {
             if let value = try policy.bool("builtin_rules") { config.policy.builtinRules = value }
         }
         return config
-    }
-
-    private static func address(_ node: ConfigNode, default value: ListenAddress) throws(ConfigError) -> ListenAddress {
-        try node.rejectUnknownKeys(allowed: ["host", "port"])
-        return ListenAddress(
-            host: try node.string("host") ?? value.host,
-            port: try node.int("port", range: 0...65535) ?? value.port
-        )
     }
 
     private static func upstream(name: String, _ node: ConfigNode) throws(ConfigError) -> Upstream {

@@ -15,20 +15,18 @@ extension InjectorConfiguration {
         try top.rejectUnknownKeys(allowed: [
             "listen", "admin", "namespace", "excluded_namespaces", "failure_mode", "max_request_body", "tls", "kubernetes", "sidecar",
         ])
-        if let node = try top.child("listen") { config.listen = try Self.address(node, default: config.listen) }
-        if let node = try top.child("admin") { config.admin = try Self.address(node, default: config.admin) }
+        if let value = try top.address("listen", default: config.listen) { config.listen = value }
+        if let value = try top.address("admin", default: config.admin) { config.admin = value }
         if let value = try top.string("namespace") { config.namespace = try Self.dnsLabel(value, field: top.field("namespace")) }
-        if let values = try Self.strings(top, "excluded_namespaces") { config.excludedNamespaces = values }
-        if let value = try top.string("failure_mode") {
-            config.failureMode = try Self.choice(value, field: top.field("failure_mode"))
-        }
+        if let values = try top.strings("excluded_namespaces") { config.excludedNamespaces = values }
+        if let value: FailureMode = try top.choice("failure_mode") { config.failureMode = value }
         if let value = try top.byteSize("max_request_body") { config.maxRequestBodyBytes = value }
         if let tls = try top.child("tls") {
             try tls.rejectUnknownKeys(allowed: [
                 "mode", "cert_file", "key_file", "reload_interval", "secret", "service", "webhook_configuration",
                 "serving_validity", "renew_before",
             ])
-            if let value = try tls.string("mode") { config.tls.mode = try Self.choice(value, field: tls.field("mode")) }
+            if let value: TLS.Mode = try tls.choice("mode") { config.tls.mode = value }
             if let value = try tls.string("cert_file") { config.tls.certificateFile = value }
             if let value = try tls.string("key_file") { config.tls.privateKeyFile = value }
             if let value = try tls.duration("reload_interval") { config.tls.reloadInterval = value }
@@ -96,7 +94,7 @@ extension InjectorConfiguration {
             )
         }
         if let value = try node.string("provider_keys_secret") { sidecar.providerKeysSecret = value }
-        if let values = try Self.strings(node, "upstreams") { sidecar.upstreams = values }
+        if let values = try node.strings("upstreams") { sidecar.upstreams = values }
         if let value = try node.string("fingerprint_key_secret") { sidecar.fingerprintKeySecret = value }
         if let value = try node.string("collector_audience") { sidecar.collectorAudience = value }
         if let value = try node.duration("token_expiration") {
@@ -123,35 +121,6 @@ extension InjectorConfiguration {
             }
             sidecar.agentEnvironment = pairs
         }
-    }
-
-    private static func address(_ node: ConfigNode, default value: Address) throws(ConfigError) -> Address {
-        try node.rejectUnknownKeys(allowed: ["host", "port"])
-        return Address(host: try node.string("host") ?? value.host, port: try node.int("port", range: 0...65535) ?? value.port)
-    }
-
-    private static func strings(_ node: ConfigNode, _ key: String) throws(ConfigError) -> [String]? {
-        guard let value = node.value(key) else { return nil }
-        guard let sequence = value.sequence else {
-            throw ConfigError(field: node.field(key), message: "expected a list of strings\(ConfigNode.location(value))")
-        }
-        var result: [String] = []
-        for item in sequence {
-            guard case .scalar = item, let text = item.string, !text.isEmpty else {
-                throw ConfigError(field: node.field(key), message: "expected a list of strings\(ConfigNode.location(item))")
-            }
-            result.append(text)
-        }
-        return result
-    }
-
-    private static func choice<Choice: RawRepresentable & CaseIterable>(_ text: String, field: String) throws(ConfigError) -> Choice
-    where Choice.RawValue == String {
-        guard let value = Choice(rawValue: text) else {
-            let known = Choice.allCases.map(\.rawValue).joined(separator: ", ")
-            throw ConfigError(field: field, message: "'\(text)' is not one of \(known)")
-        }
-        return value
     }
 
     private static func dnsLabel(_ text: String, field: String) throws(ConfigError) -> String {

@@ -1,0 +1,5 @@
+import CChaperoneZlib
+import Hummingbird
+import JWTKit
+import PostgresNIO
+import SQLiteNIO

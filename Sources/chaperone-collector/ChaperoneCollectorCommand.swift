@@ -1,0 +1,2 @@
+import ChaperoneCollector
+@main struct ChaperoneCollectorCommand { static func main() {} }
