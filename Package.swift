@@ -106,9 +106,22 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "ChaperoneKubernetes",
+            dependencies: [
+                "ChaperoneCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "ChaperoneInjector",
             dependencies: [
                 "ChaperoneCore",
+                "ChaperoneKubernetes",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -148,7 +161,9 @@ let package = Package(
             name: "ChaperoneCollector",
             dependencies: [
                 "ChaperoneCore",
+                "ChaperoneKubernetes",
                 "CChaperoneZlib",
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,3 +1,4 @@
+import ChaperoneKubernetes
 import ChaperoneCore
 import Foundation
 import Hummingbird
@@ -26,7 +27,7 @@ public struct InjectorApplication: Sendable {
 
     public func run() async throws {
         // Only self-signed mode talks to the Kubernetes API; the client must be shut down on every path.
-        let client = self.configuration.tls.mode == .selfSigned ? try KubernetesAPIClient(configuration: self.configuration.kubernetes) : nil
+        let client = self.configuration.tls.mode == .selfSigned ? try KubernetesAPIClient(settings: self.configuration.kubernetes, userAgent: "chaperone-injector/\(ChaperoneInjectorVersion.current)") : nil
         do {
             try await self.run(apiClient: client)
         } catch {

@@ -14,6 +14,7 @@ extension AuditEvent {
             w.key("findings") { w in w.array(self.findings) { $0.finding($1) } }
             if let genAI = self.genAI { w.key("gen_ai") { $0.genAI(genAI) } }
             if let http = self.http { w.key("http") { $0.http(http) } }
+            if let integrity = self.integrity { w.key("integrity") { $0.integrity(integrity) } }
             w.key("kind") { $0.string(self.kind.rawValue) }
             if let outcome = self.outcome { w.key("outcome") { $0.string(outcome.rawValue) } }
             w.key("prev_hash") { $0.string(self.prevHash) }
@@ -29,13 +30,13 @@ extension AuditEvent {
 }
 
 /// A JSON writer for values whose keys the caller gives in sorted order.
-struct CanonicalJSONWriter {
-    private(set) var bytes: [UInt8] = []
+package struct CanonicalJSONWriter {
+    package private(set) var bytes: [UInt8] = []
     private var needsComma = false
 
-    init() { self.bytes.reserveCapacity(1024) }
+    package init() { self.bytes.reserveCapacity(1024) }
 
-    mutating func object(_ body: (inout CanonicalJSONWriter) -> Void) {
+    package mutating func object(_ body: (inout CanonicalJSONWriter) -> Void) {
         self.bytes.append(UInt8(ascii: "{"))
         self.needsComma = false
         body(&self)
@@ -43,7 +44,7 @@ struct CanonicalJSONWriter {
         self.needsComma = true
     }
 
-    mutating func array<C: Collection>(_ items: C, _ element: (inout CanonicalJSONWriter, C.Element) -> Void) {
+    package mutating func array<C: Collection>(_ items: C, _ element: (inout CanonicalJSONWriter, C.Element) -> Void) {
         self.bytes.append(UInt8(ascii: "["))
         self.needsComma = false
         for item in items {
@@ -55,7 +56,7 @@ struct CanonicalJSONWriter {
         self.needsComma = true
     }
 
-    mutating func key(_ name: StaticString, _ value: (inout CanonicalJSONWriter) -> Void) {
+    package mutating func key(_ name: StaticString, _ value: (inout CanonicalJSONWriter) -> Void) {
         if self.needsComma { self.bytes.append(UInt8(ascii: ",")) }
         self.bytes.append(UInt8(ascii: "\""))
         name.withUTF8Buffer { self.bytes.append(contentsOf: $0) }
@@ -64,7 +65,7 @@ struct CanonicalJSONWriter {
         self.needsComma = true
     }
 
-    mutating func string(_ text: String) {
+    package mutating func string(_ text: String) {
         self.bytes.append(UInt8(ascii: "\""))
         for byte in text.utf8 {
             switch byte {
@@ -84,15 +85,15 @@ struct CanonicalJSONWriter {
         self.bytes.append(UInt8(ascii: "\""))
     }
 
-    mutating func integer<I: BinaryInteger>(_ value: I) {
+    package mutating func integer<I: BinaryInteger>(_ value: I) {
         self.bytes.append(contentsOf: String(value).utf8)
     }
 
-    mutating func bool(_ value: Bool) {
+    package mutating func bool(_ value: Bool) {
         self.bytes.append(contentsOf: (value ? "true" : "false").utf8)
     }
 
-    mutating func strings(_ values: [String]) {
+    package mutating func strings(_ values: [String]) {
         self.array(values) { $0.string($1) }
     }
 }
@@ -204,6 +205,23 @@ extension CanonicalJSONWriter {
             if let v = d.message { w.key("message") { $0.string(v) } }
             w.key("rules") { $0.strings(d.rules) }
             if let v = d.severity { w.key("severity") { $0.string(v) } }
+        }
+    }
+
+    mutating func integrity(_ i: AuditEvent.Integrity) {
+        self.object { w in
+            if let v = i.claimed { w.key("claimed") { $0.source(v) } }
+            if let v = i.eventID { w.key("event_id") { $0.string(v) } }
+            if let v = i.expectedPrevHash { w.key("expected_prev_hash") { $0.string(v) } }
+            if let v = i.expectedSeq { w.key("expected_seq") { $0.integer(v) } }
+            if let v = i.fields { w.key("fields") { $0.strings(v) } }
+            w.key("message") { $0.string(i.message) }
+            if let v = i.missingFrom { w.key("missing_from") { $0.integer(v) } }
+            if let v = i.missingTo { w.key("missing_to") { $0.integer(v) } }
+            if let v = i.receivedPrevHash { w.key("received_prev_hash") { $0.string(v) } }
+            if let v = i.receivedSeq { w.key("received_seq") { $0.integer(v) } }
+            w.key("stream_id") { $0.string(i.streamID) }
+            if let v = i.verified { w.key("verified") { $0.source(v) } }
         }
     }
 

@@ -24,6 +24,8 @@ public struct AuditEvent: Codable, Sendable, Equatable {
     public var decision: Decision?
     public var outcome: Outcome?
     public var error: ErrorInfo?
+    /// What an `integrity.*` event (written by the collector) found.
+    public var integrity: Integrity?
 
     public init(
         kind: Kind,
@@ -75,6 +77,7 @@ public struct AuditEvent: Codable, Sendable, Equatable {
         case decision
         case outcome
         case error
+        case integrity
     }
 }
 
@@ -97,6 +100,16 @@ extension AuditEvent {
         public static let sessionStart = Kind(rawValue: "session.start")
         public static let sessionEnd = Kind(rawValue: "session.end")
         public static let policyDecision = Kind(rawValue: "policy.decision")
+        /// Events of a stream never arrived (sequence numbers skipped).
+        public static let integrityGap = Kind(rawValue: "integrity.gap")
+        /// An event's `prev_hash` is not the hash of the event before it.
+        public static let integrityChainBreak = Kind(rawValue: "integrity.chain_break")
+        /// An event arrived after later ones of its stream, or reused a sequence number.
+        public static let integrityOutOfOrder = Kind(rawValue: "integrity.out_of_order")
+        /// The sender's self-reported identity differs from its verified token.
+        public static let integrityIdentityMismatch = Kind(rawValue: "integrity.identity_mismatch")
+        /// An event id arrived again with different content.
+        public static let integrityDuplicateConflict = Kind(rawValue: "integrity.duplicate_conflict")
     }
 
     /// How an exchange ended, from the proxy's point of view.
@@ -247,6 +260,43 @@ extension AuditEvent {
             case action, rules, severity, message
             case approvalID = "approval_id"
             case approvalOutcome = "approval_outcome"
+        }
+    }
+
+    /// The collector's account of a broken, gapped or mislabelled stream.
+    public struct Integrity: Codable, Sendable, Equatable {
+        /// The stream (and event) the finding is about.
+        public var streamID: String
+        public var eventID: String?
+        public var expectedSeq: UInt64?
+        public var receivedSeq: UInt64?
+        /// The first and last sequence numbers that never arrived.
+        public var missingFrom: UInt64?
+        public var missingTo: UInt64?
+        public var expectedPrevHash: String?
+        public var receivedPrevHash: String?
+        /// Identity fields that differ (`namespace`, `pod`, ...), with the claimed and verified values.
+        public var fields: [String]?
+        public var claimed: Source?
+        public var verified: Source?
+        public var message: String
+
+        public init(streamID: String, eventID: String? = nil, message: String) {
+            self.streamID = streamID
+            self.eventID = eventID
+            self.message = message
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case streamID = "stream_id"
+            case eventID = "event_id"
+            case expectedSeq = "expected_seq"
+            case receivedSeq = "received_seq"
+            case missingFrom = "missing_from"
+            case missingTo = "missing_to"
+            case expectedPrevHash = "expected_prev_hash"
+            case receivedPrevHash = "received_prev_hash"
+            case fields, claimed, verified, message
         }
     }
 }

@@ -57,12 +57,7 @@ public struct InjectorConfiguration: Sendable {
 
     /// How the injector reaches the Kubernetes API (self-signed mode only). The defaults are the
     /// in-cluster service-account credentials.
-    public struct KubernetesAPI: Sendable {
-        /// Empty: https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT.
-        public var apiURL: String?
-        public var tokenFile = "/var/run/secrets/kubernetes.io/serviceaccount/token"
-        public var caFile = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
-    }
+    public typealias KubernetesAPI = KubernetesAPISettings
 
     /// The sidecar added to each pod.
     public struct Sidecar: Sendable {

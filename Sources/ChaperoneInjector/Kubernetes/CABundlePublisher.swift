@@ -1,3 +1,4 @@
+import ChaperoneKubernetes
 import ChaperoneCore
 import Foundation
 import Logging

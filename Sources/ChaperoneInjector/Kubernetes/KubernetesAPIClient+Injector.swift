@@ -1,19 +1,10 @@
-import AsyncHTTPClient
-public import Foundation
-import NIOCore
-import NIOFoundationCompat
+import ChaperoneKubernetes
+import Foundation
 import NIOHTTP1
-import NIOSSL
 
-/// The few Kubernetes API calls the injector makes (self-signed mode): read and write its TLS
-/// Secret, read and patch its MutatingWebhookConfiguration. Authenticates with the pod's
-/// service-account token, re-read on every call because the kubelet rotates it, and trusts only
-/// the cluster CA.
-public final class KubernetesAPIClient: Sendable {
-    public struct Failure: Error, CustomStringConvertible {
-        public var description: String
-    }
-
+/// The injector's calls (self-signed mode): read and write its TLS Secret, read and patch its
+/// MutatingWebhookConfiguration.
+extension KubernetesAPIClient {
     struct Secret: Sendable {
         var data: [String: Data]
         var resourceVersion: String
@@ -22,37 +13,6 @@ public final class KubernetesAPIClient: Sendable {
     struct WebhookConfiguration: Sendable {
         var resourceVersion: String
         var webhooks: [(name: String, caBundle: String?)]
-    }
-
-    private let baseURL: String
-    private let tokenFile: String
-    private let client: HTTPClient
-    private let timeout: TimeAmount = .seconds(10)
-
-    public init(configuration: InjectorConfiguration.KubernetesAPI, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
-        if let url = configuration.apiURL {
-            self.baseURL = url.hasSuffix("/") ? String(url.dropLast()) : url
-        } else {
-            guard let host = environment["KUBERNETES_SERVICE_HOST"], let port = environment["KUBERNETES_SERVICE_PORT"] else {
-                throw Failure(description: "not running in a cluster (KUBERNETES_SERVICE_HOST unset) and kubernetes.api_url not configured")
-            }
-            self.baseURL = host.contains(":") ? "https://[\(host)]:\(port)" : "https://\(host):\(port)"
-        }
-        self.tokenFile = configuration.tokenFile
-        var tls = TLSConfiguration.makeClientConfiguration()
-        do {
-            tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(configuration.caFile))
-        } catch {
-            throw Failure(description: "cannot read the cluster CA \(configuration.caFile): \(error)")
-        }
-        tls.minimumTLSVersion = .tlsv12
-        var clientConfiguration = HTTPClient.Configuration(tlsConfiguration: tls)
-        clientConfiguration.timeout = .init(connect: .seconds(5), read: .seconds(10))
-        self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
-    }
-
-    public func shutdown() async throws {
-        try await self.client.shutdown()
     }
 
     func secret(namespace: String, name: String) async throws -> Secret? {
@@ -113,42 +73,14 @@ public final class KubernetesAPIClient: Sendable {
         "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/\(name)"
     }
 
-    private func call(_ method: HTTPMethod, _ path: String, body: Data? = nil, contentType: String = "application/json") async throws -> (Int, Data) {
-        let token: String
-        do {
-            token = try String(contentsOfFile: self.tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        } catch {
-            throw Failure(description: "cannot read the service-account token \(self.tokenFile): \(error.localizedDescription)")
-        }
-        var request = HTTPClientRequest(url: self.baseURL + path)
-        request.method = method
-        request.headers.add(name: "Authorization", value: "Bearer \(token)")
-        request.headers.add(name: "Accept", value: "application/json")
-        request.headers.add(name: "User-Agent", value: "chaperone-injector/\(ChaperoneInjectorVersion.current)")
-        if let body {
-            request.headers.add(name: "Content-Type", value: contentType)
-            request.body = .bytes(ByteBuffer(data: body))
-        }
-        let response = try await self.client.execute(request, timeout: self.timeout)
-        let bytes = try await response.body.collect(upTo: 4 * 1024 * 1024)
-        return (Int(response.status.code), Data(buffer: bytes))
-    }
-
-    private static func expect(_ status: Int, _ accepted: Set<Int>, _ body: Data, _ what: String) throws {
-        guard !accepted.contains(status) else { return }
-        // The API server answers errors with a Status object; its message is the useful part.
-        let message = (try? JSONDecoder().decode(StatusObject.self, from: body))?.message ?? String(decoding: body.prefix(300), as: UTF8.self)
-        throw Failure(description: "cannot \(what): HTTP \(status): \(message)")
-    }
-
-    private struct ObjectMeta: Codable {
+    fileprivate struct ObjectMeta: Codable {
         var name: String?
         var namespace: String?
         var resourceVersion: String?
         var labels: [String: String]?
     }
 
-    private struct SecretObject: Codable {
+    fileprivate struct SecretObject: Codable {
         var apiVersion: String? = "v1"
         var kind: String? = "Secret"
         var metadata: ObjectMeta
@@ -156,7 +88,7 @@ public final class KubernetesAPIClient: Sendable {
         var data: [String: Data]?
     }
 
-    private struct WebhookObject: Decodable {
+    fileprivate struct WebhookObject: Decodable {
         var metadata: ObjectMeta
         var webhooks: [Webhook]?
 
@@ -170,7 +102,4 @@ public final class KubernetesAPIClient: Sendable {
         }
     }
 
-    private struct StatusObject: Decodable {
-        var message: String?
-    }
 }

@@ -1,0 +1,107 @@
+public import ChaperoneCore
+import Crypto
+import Foundation
+
+/// An event as the collector stores it: the sender's exact line (so the stream's hash chain can
+/// be checked byte for byte), the stamp with the identity the collector verified, and its
+/// position in the Merkle log. The leaf is `SHA-256(0x00 ‖ record hash)` with
+/// `record hash = SHA-256("chaperone.record.v1\n" ‖ SHA-256(line) ‖ stamp)`, so the log still
+/// verifies after retention has dropped the line itself.
+public struct StoredRecord: Sendable, Equatable {
+    public var leafIndex: Int64
+    public var eventID: String
+    public var streamID: String
+    public var seq: Int64
+    public var prevHash: String
+    public var lineHash: String
+    public var timeMicros: Int64
+    public var receivedMicros: Int64
+    public var kind: String
+    public var sessionID: String
+    public var exchangeID: String?
+    public var identity: PodIdentity
+    /// Canonical JSON of the verified identity and arrival time.
+    public var stamp: [UInt8]
+    public var line: [UInt8]
+    public var index: IndexFields
+
+    /// What queries filter on, read from the event when it is stored.
+    public struct IndexFields: Sendable, Equatable {
+        public var model: String?
+        public var outcome: String?
+        public var action: String?
+        public var status: Int?
+        public var findings: [AuditEvent.Finding] = []
+        /// Masked prompt and answer text, for free-text search.
+        public var text: String = ""
+    }
+
+    public var recordHash: [UInt8] {
+        Self.recordHash(lineHash: Self.bytes(hex: self.lineHash), stamp: self.stamp)
+    }
+
+    public var leafHash: [UInt8] { MerkleTree.leafHash(self.recordHash) }
+
+    public static func recordHash(lineHash: [UInt8], stamp: [UInt8]) -> [UInt8] {
+        var hasher = SHA256()
+        hasher.update(data: Array("chaperone.record.v1\n".utf8))
+        hasher.update(data: lineHash)
+        hasher.update(data: stamp)
+        return Array(hasher.finalize())
+    }
+
+    static func stamp(identity: PodIdentity, receivedMicros: Int64) -> [UInt8] {
+        var w = CanonicalJSONWriter()
+        w.object { w in
+            w.key("authenticated_by") { $0.string(identity.authenticatedBy) }
+            if let v = identity.cluster { w.key("cluster") { $0.string(v) } }
+            w.key("namespace") { $0.string(identity.namespace) }
+            if let v = identity.node { w.key("node") { $0.string(v) } }
+            if let v = identity.pod { w.key("pod") { $0.string(v) } }
+            if let v = identity.podUID { w.key("pod_uid") { $0.string(v) } }
+            w.key("received_at") { $0.string(WallClock.rfc3339(nanoseconds: UInt64(receivedMicros) * 1000)) }
+            w.key("service_account") { $0.string(identity.serviceAccount) }
+        }
+        return w.bytes
+    }
+
+    static func bytes(hex: String) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(hex.utf8.count / 2)
+        var high: UInt8?
+        for c in hex.utf8 {
+            let v: UInt8
+            switch c {
+            case 0x30...0x39: v = c - 0x30
+            case 0x61...0x66: v = c - 0x61 + 10
+            case 0x41...0x46: v = c - 0x41 + 10
+            default: return []
+            }
+            if let h = high {
+                out.append(h << 4 | v)
+                high = nil
+            } else {
+                high = v
+            }
+        }
+        return out
+    }
+}
+
+extension StoredRecord.IndexFields {
+    init(_ event: AuditEvent) {
+        self.model = event.genAI?.request.model ?? event.genAI?.response?.model
+        self.outcome = event.outcome?.rawValue
+        self.action = event.decision?.action
+        self.status = event.http?.status
+        self.findings = event.findings
+        var text: [String] = []
+        if let content = event.content {
+            for message in content.messages { text.append(message.content) }
+            if let answer = content.responseText { text.append(answer) }
+            for call in content.toolCalls { text.append("\(call.name) \(call.arguments)") }
+        }
+        if let message = event.integrity?.message { text.append(message) }
+        self.text = text.joined(separator: "\n")
+    }
+}

@@ -1,5 +1,0 @@
-import CChaperoneZlib
-import Hummingbird
-import JWTKit
-import PostgresNIO
-import SQLiteNIO

@@ -1,0 +1,412 @@
+public import ChaperoneCore
+import Foundation
+
+/// One leaf of the Merkle log as stored.
+public struct LogLeaf: Sendable, Equatable {
+    public var index: Int64
+    public var hash: [UInt8]
+    public var eventID: String
+}
+
+/// A signed tree head as stored, with the frontier that lets the next one be computed without
+/// rehashing the log.
+public struct StoredCheckpoint: Sendable, Equatable {
+    public var size: Int64
+    public var rootHash: [UInt8]
+    public var note: String
+    public var frontier: [UInt8]
+    public var createdMicros: Int64
+}
+
+/// An event as the query API returns it.
+public struct EventRow: Sendable, Equatable {
+    public var leafIndex: Int64
+    public var eventID: String
+    public var streamID: String
+    public var seq: Int64
+    public var prevHash: String
+    public var lineHash: String
+    public var timeMicros: Int64
+    public var kind: String
+    public var sessionID: String
+    public var stamp: String
+    /// Nil once retention has dropped the content.
+    public var line: String?
+}
+
+/// Filters for `events` and `sessions`; nil means "any".
+public struct EventQuery: Sendable {
+    public var namespace: String?
+    public var pod: String?
+    public var serviceAccount: String?
+    public var session: String?
+    public var model: String?
+    /// A kind, or a prefix ending in `*` (`integrity.*`).
+    public var kind: String?
+    public var detector: String?
+    public var action: String?
+    public var outcome: String?
+    /// Words or a phrase in the masked prompt and answer text.
+    public var text: String?
+    public var sinceMicros: Int64?
+    public var untilMicros: Int64?
+    public var limit = 100
+    public var order = Order.newestFirst(before: nil)
+
+    public enum Order: Sendable {
+        /// By event time, newest first; page on with the last row's (time, leaf).
+        case newestFirst(before: (timeMicros: Int64, leafIndex: Int64)? = nil)
+        /// By event time, oldest first (replay).
+        case oldestFirst
+        /// By arrival in the log, after a leaf index (follow / tail).
+        case after(leafIndex: Int64)
+
+    }
+
+    public init() {}
+}
+
+public struct SessionSummary: Sendable, Equatable {
+    public var sessionID: String
+    public var firstMicros: Int64
+    public var lastMicros: Int64
+    public var events: Int64
+    public var requests: Int64
+    public var namespace: String?
+    public var pod: String?
+    public var serviceAccount: String?
+    public var models: [String]
+}
+
+/// The collector's storage, the same over SQLite and PostgreSQL: the engines run statements,
+/// this type knows the tables.
+public final class EventStore: Sendable {
+    public let database: any SQLDatabase
+    private var dialect: SQLDialect { self.database.dialect }
+    /// Rows per multi-row INSERT (PostgreSQL allows 65,535 parameters per statement).
+    private let rowsPerInsert = 500
+
+    public init(database: any SQLDatabase) {
+        self.database = database
+    }
+
+    /// Creates or upgrades the schema.
+    public func prepare() async throws {
+        let dialect = self.dialect
+        try await self.database.writing { session in
+            _ = try await session.run("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_us BIGINT NOT NULL)", [])
+            let applied = Set(try await session.run("SELECT version FROM schema_migrations", []).compactMap { $0.first?.integer })
+            for migration in Schema.migrations(dialect) where !applied.contains(Int64(migration.version)) {
+                for statement in migration.statements { _ = try await session.run(statement, []) }
+                var insert = SQLStatement(dialect, "INSERT INTO schema_migrations (version, applied_us) VALUES ")
+                insert.bindList([.integer(Int64(migration.version)), .integer(Self.nowMicros())])
+                _ = try await insert.run(on: session)
+            }
+        }
+    }
+
+    // MARK: Writing
+
+    /// Stores a batch in one transaction: reads what it depends on, lets `planner` decide, writes
+    /// the records, their leaves and the stream heads. Nothing is stored if anything fails.
+    public func append(_ batch: IngestBatch, planner: LedgerPlanner) async throws -> LedgerPlan {
+        try await self.database.writing { session in
+            let state = try await self.readState(batch, planner: planner, session)
+            let plan = planner.plan(batch, state: state)
+            try await self.write(plan, receivedMicros: batch.receivedMicros, session)
+            return plan
+        }
+    }
+
+    private func readState(_ batch: IngestBatch, planner: LedgerPlanner, _ session: any SQLSession) async throws -> LedgerState {
+        let next = try await session.run("SELECT COALESCE(MAX(leaf_index) + 1, 0) FROM log_leaves", []).first?.first?.integer ?? 0
+        var streams: [String: StreamHead] = [:]
+        let streamIDs = Array(Set(batch.events.map(\.event.streamID)).union([planner.streamID]))
+        for chunk in streamIDs.chunked(self.rowsPerInsert) {
+            var select = SQLStatement(self.dialect, "SELECT stream_id, last_seq, last_line_hash, pod_uid, namespace, pod FROM streams WHERE stream_id IN ")
+            select.bindList(chunk.map { .text($0) })
+            for row in try await select.run(on: session) {
+                guard let id = row[0].text, let seq = row[1].integer, let hash = row[2].text else { continue }
+                streams[id] = StreamHead(lastSeq: seq, lastLineHash: hash, podUID: row[3].text, namespace: row[4].text, pod: row[5].text)
+            }
+        }
+        var stored: [String: String] = [:]
+        for chunk in batch.events.map(\.event.eventID).chunked(self.rowsPerInsert) {
+            var select = SQLStatement(self.dialect, "SELECT event_id, line_hash FROM events WHERE event_id IN ")
+            select.bindList(chunk.map { .text($0) })
+            for row in try await select.run(on: session) {
+                if let id = row[0].text, let hash = row[1].text { stored[id] = hash }
+            }
+        }
+        return LedgerState(nextLeafIndex: next, streams: streams, storedLineHashes: stored)
+    }
+
+    private func write(_ plan: LedgerPlan, receivedMicros: Int64, _ session: any SQLSession) async throws {
+        let dialect = self.dialect
+        for chunk in plan.records.chunked(self.rowsPerInsert) {
+            var insert = SQLStatement(dialect, "INSERT INTO events (\(Schema.eventColumns.joined(separator: ", "))\(dialect == .postgres ? ", body" : "")) VALUES ")
+            for (i, r) in chunk.enumerated() {
+                if i > 0 { insert.append(", ") }
+                insert.append("(")
+                let values: [SQLValue] = [
+                    .integer(r.leafIndex), .text(r.eventID), .text(r.streamID), .integer(r.seq), .text(r.prevHash), .text(r.lineHash),
+                    .integer(r.timeMicros), .integer(r.receivedMicros), .text(r.kind), .text(r.sessionID), SQLValue(r.exchangeID),
+                    .text(r.identity.namespace), SQLValue(r.identity.pod), .text(r.identity.serviceAccount), SQLValue(r.identity.node),
+                    SQLValue(r.index.model), SQLValue(r.index.outcome), SQLValue(r.index.action), SQLValue(r.index.status.map(Int64.init)),
+                    .text(String(decoding: r.stamp, as: UTF8.self)), .text(String(decoding: r.line, as: UTF8.self)),
+                ]
+                for (j, value) in values.enumerated() {
+                    if j > 0 { insert.append(", ") }
+                    insert.bind(value)
+                }
+                if dialect == .postgres {
+                    insert.append(", to_tsvector('simple', ")
+                    insert.bind(.text(r.index.text))
+                    insert.append(")")
+                }
+                insert.append(")")
+            }
+            _ = try await insert.run(on: session)
+
+            var leaves = SQLStatement(dialect, "INSERT INTO log_leaves (leaf_index, leaf_hash, event_id) VALUES ")
+            for (i, r) in chunk.enumerated() {
+                if i > 0 { leaves.append(", ") }
+                leaves.bindList([.integer(r.leafIndex), .blob(r.leafHash), .text(r.eventID)])
+            }
+            _ = try await leaves.run(on: session)
+
+            if dialect == .sqlite {
+                let texts = chunk.filter { !$0.index.text.isEmpty }
+                if !texts.isEmpty {
+                    var fts = SQLStatement(dialect, "INSERT INTO events_text (rowid, body) VALUES ")
+                    for (i, r) in texts.enumerated() {
+                        if i > 0 { fts.append(", ") }
+                        fts.bindList([.integer(r.leafIndex), .text(r.index.text)])
+                    }
+                    _ = try await fts.run(on: session)
+                }
+            }
+
+            let findings = chunk.flatMap { r in Set(r.index.findings.map { "\($0.detector)\u{0}\($0.direction)" }).map { (r.leafIndex, $0) } }
+            if !findings.isEmpty {
+                var insert = SQLStatement(dialect, "INSERT INTO findings (leaf_index, detector, direction) VALUES ")
+                for (i, (leaf, key)) in findings.enumerated() {
+                    if i > 0 { insert.append(", ") }
+                    let parts = key.split(separator: "\u{0}", omittingEmptySubsequences: false)
+                    insert.bindList([.integer(leaf), .text(String(parts[0])), .text(String(parts[1]))])
+                }
+                _ = try await insert.run(on: session)
+            }
+        }
+        if !plan.streamHeads.isEmpty {
+            var upsert = SQLStatement(dialect, "INSERT INTO streams (stream_id, last_seq, last_line_hash, namespace, pod, pod_uid, updated_us) VALUES ")
+            for (i, (id, head)) in plan.streamHeads.enumerated() {
+                if i > 0 { upsert.append(", ") }
+                upsert.bindList([
+                    .text(id), .integer(head.lastSeq), .text(head.lastLineHash), SQLValue(head.namespace), SQLValue(head.pod),
+                    SQLValue(head.podUID), .integer(receivedMicros),
+                ])
+            }
+            upsert.append(" ON CONFLICT (stream_id) DO UPDATE SET last_seq = excluded.last_seq, last_line_hash = excluded.last_line_hash, updated_us = excluded.updated_us")
+            _ = try await upsert.run(on: session)
+        }
+    }
+
+    // MARK: The log
+
+    public func leafCount() async throws -> Int64 {
+        try await self.database.reading { try await $0.run("SELECT COALESCE(MAX(leaf_index) + 1, 0) FROM log_leaves", []).first?.first?.integer ?? 0 }
+    }
+
+    public func leaves(from start: Int64, limit: Int) async throws -> [LogLeaf] {
+        var select = SQLStatement(self.dialect, "SELECT leaf_index, leaf_hash, event_id FROM log_leaves WHERE leaf_index >= ")
+        select.bind(.integer(start))
+        select.append(" ORDER BY leaf_index LIMIT ")
+        select.bind(.integer(Int64(limit)))
+        let statement = select
+        return try await self.database.reading { session in
+            try await statement.run(on: session).compactMap { row in
+                guard let index = row[0].integer, let hash = row[1].blob, let id = row[2].text else { return nil }
+                return LogLeaf(index: index, hash: hash, eventID: id)
+            }
+        }
+    }
+
+    public func saveCheckpoint(_ checkpoint: StoredCheckpoint) async throws {
+        var insert = SQLStatement(self.dialect, "INSERT INTO checkpoints (tree_size, root_hash, note, frontier, created_us) VALUES ")
+        insert.bindList([
+            .integer(checkpoint.size), .blob(checkpoint.rootHash), .text(checkpoint.note), .blob(checkpoint.frontier), .integer(checkpoint.createdMicros),
+        ])
+        insert.append(" ON CONFLICT (tree_size) DO NOTHING")
+        let statement = insert
+        try await self.database.writing { session in _ = try await statement.run(on: session) }
+    }
+
+    /// Checkpoints, newest first.
+    public func checkpoints(limit: Int) async throws -> [StoredCheckpoint] {
+        var select = SQLStatement(self.dialect, "SELECT tree_size, root_hash, note, frontier, created_us FROM checkpoints ORDER BY tree_size DESC LIMIT ")
+        select.bind(.integer(Int64(limit)))
+        let statement = select
+        return try await self.database.reading { session in
+            try await statement.run(on: session).compactMap { row in
+                guard let size = row[0].integer, let root = row[1].blob, let note = row[2].text, let frontier = row[3].blob, let created = row[4].integer else {
+                    return nil
+                }
+                return StoredCheckpoint(size: size, rootHash: root, note: note, frontier: frontier, createdMicros: created)
+            }
+        }
+    }
+
+    // MARK: Queries
+
+    private static let rowColumns = "leaf_index, event_id, stream_id, seq, prev_hash, line_hash, time_us, kind, session_id, stamp, line"
+
+    private static func eventRow(_ row: [SQLValue]) -> EventRow? {
+        guard row.count == 11, let leaf = row[0].integer, let id = row[1].text, let stream = row[2].text, let seq = row[3].integer,
+              let prev = row[4].text, let lineHash = row[5].text, let time = row[6].integer, let kind = row[7].text,
+              let session = row[8].text, let stamp = row[9].text else { return nil }
+        return EventRow(
+            leafIndex: leaf, eventID: id, streamID: stream, seq: seq, prevHash: prev, lineHash: lineHash, timeMicros: time, kind: kind,
+            sessionID: session, stamp: stamp, line: row[10].text)
+    }
+
+    public func events(_ query: EventQuery) async throws -> [EventRow] {
+        var select = SQLStatement(self.dialect, "SELECT \(Self.rowColumns) FROM events")
+        self.filter(query, into: &select)
+        switch query.order {
+        case .newestFirst(let before):
+            if let before {
+                select.append(" AND (time_us < ")
+                select.bind(.integer(before.timeMicros))
+                select.append(" OR (time_us = ")
+                select.bind(.integer(before.timeMicros))
+                select.append(" AND leaf_index < ")
+                select.bind(.integer(before.leafIndex))
+                select.append("))")
+            }
+            select.append(" ORDER BY time_us DESC, leaf_index DESC")
+        case .oldestFirst:
+            select.append(" ORDER BY time_us, leaf_index")
+        case .after(let leaf):
+            select.append(" AND leaf_index > ")
+            select.bind(.integer(leaf))
+            select.append(" ORDER BY leaf_index")
+        }
+        select.append(" LIMIT ")
+        select.bind(.integer(Int64(query.limit)))
+        let statement = select
+        return try await self.database.reading { try await statement.run(on: $0).compactMap(Self.eventRow) }
+    }
+
+    /// Every stored event from `start` in log order (for `verify`).
+    public func records(from start: Int64, limit: Int) async throws -> [EventRow] {
+        var select = SQLStatement(self.dialect, "SELECT \(Self.rowColumns) FROM events WHERE leaf_index >= ")
+        select.bind(.integer(start))
+        select.append(" ORDER BY leaf_index LIMIT ")
+        select.bind(.integer(Int64(limit)))
+        let statement = select
+        return try await self.database.reading { try await statement.run(on: $0).compactMap(Self.eventRow) }
+    }
+
+    public func sessions(_ query: EventQuery) async throws -> [SessionSummary] {
+        let models = self.dialect == .sqlite ? "GROUP_CONCAT(DISTINCT model)" : "string_agg(DISTINCT model, ',')"
+        var select = SQLStatement(self.dialect, """
+            SELECT session_id, MIN(time_us), MAX(time_us), COUNT(*), SUM(CASE WHEN kind = 'llm.request' THEN 1 ELSE 0 END),
+            MIN(namespace), MIN(pod), MIN(service_account), \(models) FROM events
+            """)
+        self.filter(query, into: &select)
+        select.append(" AND kind NOT LIKE 'integrity.%' GROUP BY session_id ORDER BY MAX(time_us) DESC LIMIT ")
+        select.bind(.integer(Int64(query.limit)))
+        let statement = select
+        return try await self.database.reading { session in
+            try await statement.run(on: session).compactMap { row in
+                guard let id = row[0].text, let first = row[1].integer, let last = row[2].integer, let count = row[3].integer else { return nil }
+                return SessionSummary(
+                    sessionID: id, firstMicros: first, lastMicros: last, events: count, requests: row[4].integer ?? 0, namespace: row[5].text,
+                    pod: row[6].text, serviceAccount: row[7].text,
+                    models: (row[8].text ?? "").split(separator: ",").map(String.init).sorted())
+            }
+        }
+    }
+
+    private func filter(_ query: EventQuery, into select: inout SQLStatement) {
+        select.append(" WHERE 1 = 1")
+        let equalities: [(String, String?)] = [
+            ("namespace", query.namespace), ("pod", query.pod), ("service_account", query.serviceAccount), ("session_id", query.session),
+            ("model", query.model), ("action", query.action), ("outcome", query.outcome),
+        ]
+        for (column, value) in equalities {
+            guard let value else { continue }
+            select.append(" AND \(column) = ")
+            select.bind(.text(value))
+        }
+        if let kind = query.kind {
+            if kind.hasSuffix("*") {
+                select.append(" AND kind LIKE ")
+                select.bind(.text(kind.dropLast().replacingOccurrences(of: "%", with: "") + "%"))
+            } else {
+                select.append(" AND kind = ")
+                select.bind(.text(kind))
+            }
+        }
+        if let since = query.sinceMicros {
+            select.append(" AND time_us >= ")
+            select.bind(.integer(since))
+        }
+        if let until = query.untilMicros {
+            select.append(" AND time_us < ")
+            select.bind(.integer(until))
+        }
+        if let detector = query.detector {
+            select.append(" AND leaf_index IN (SELECT leaf_index FROM findings WHERE detector = ")
+            select.bind(.text(detector))
+            select.append(")")
+        }
+        if let text = query.text, !text.isEmpty {
+            switch self.dialect {
+            case .sqlite:
+                // One FTS5 phrase: the words in order, quotes doubled.
+                select.append(" AND leaf_index IN (SELECT rowid FROM events_text WHERE events_text MATCH ")
+                select.bind(.text("\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""))
+                select.append(")")
+            case .postgres:
+                select.append(" AND body @@ phraseto_tsquery('simple', ")
+                select.bind(.text(text))
+                select.append(")")
+            }
+        }
+    }
+
+    // MARK: Retention
+
+    /// Drops the content (line and search text) of events older than `micros`; their hashes,
+    /// leaves and stamps stay, so the log and the chains still verify. Returns how many.
+    public func pruneContent(olderThan micros: Int64) async throws -> Int {
+        let dialect = self.dialect
+        return try await self.database.writing { session in
+            var select = SQLStatement(dialect, "SELECT leaf_index FROM events WHERE time_us < ")
+            select.bind(.integer(micros))
+            select.append(" AND line IS NOT NULL")
+            let leaves = try await select.run(on: session).compactMap { $0.first?.integer }
+            for chunk in leaves.chunked(self.rowsPerInsert) {
+                var update = SQLStatement(dialect, "UPDATE events SET line = NULL\(dialect == .postgres ? ", body = NULL" : "") WHERE leaf_index IN ")
+                update.bindList(chunk.map { .integer($0) })
+                _ = try await update.run(on: session)
+                if dialect == .sqlite {
+                    var delete = SQLStatement(dialect, "DELETE FROM events_text WHERE rowid IN ")
+                    delete.bindList(chunk.map { .integer($0) })
+                    _ = try await delete.run(on: session)
+                }
+            }
+            return leaves.count
+        }
+    }
+
+    static func nowMicros() -> Int64 { Int64(WallClock.nowNanoseconds() / 1000) }
+}
+
+extension Array {
+    func chunked(_ size: Int) -> [ArraySlice<Element>] {
+        stride(from: 0, to: self.count, by: size).map { self[$0..<Swift.min($0 + size, self.count)] }
+    }
+}

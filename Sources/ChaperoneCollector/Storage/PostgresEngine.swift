@@ -1,0 +1,110 @@
+import Foundation
+public import Logging
+import NIOCore
+import NIOSSL
+import PostgresNIO
+
+/// The scale-out store: PostgreSQL through postgres-nio's connection pool. Writers take a
+/// transaction-scoped advisory lock, so collector replicas sharing one database append to one
+/// log in turn and never hand out the same leaf index twice.
+public final class PostgresEngine: SQLDatabase {
+    public let dialect = SQLDialect.postgres
+    private let client: PostgresClient
+    private let runner: Task<Void, Never>
+    private let gate = WriterGate()
+    private let logger: Logger
+    /// Any 64-bit number that no other application sharing the database uses for advisory locks.
+    static let writerLockKey: Int64 = 0x6368_6170_6572_6f6e
+
+    public static func connect(_ settings: CollectorConfiguration.Postgres, logger: Logger) throws -> PostgresEngine {
+        var password: String?
+        if let file = settings.passwordFile {
+            do {
+                password = try String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .newlines)
+            } catch {
+                throw StoreError.unavailable("cannot read storage.postgres.password_file \(file): \(error.localizedDescription)")
+            }
+        }
+        let tls: PostgresClient.Configuration.TLS
+        switch settings.tls {
+        case .disable: tls = .disable
+        case .prefer, .require:
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            if let caFile = settings.caFile {
+                configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(caFile))
+            }
+            tls = settings.tls == .prefer ? .prefer(configuration) : .require(configuration)
+        }
+        var configuration: PostgresClient.Configuration
+        if settings.host.hasPrefix("/") {
+            configuration = .init(unixSocketPath: settings.host, username: settings.user, password: password, database: settings.database)
+        } else {
+            configuration = .init(host: settings.host, port: settings.port, username: settings.user, password: password, database: settings.database, tls: tls)
+        }
+        configuration.options.maximumConnections = settings.maxConnections
+        configuration.options.minimumConnections = 1
+        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        return PostgresEngine(client: client, logger: logger)
+    }
+
+    private init(client: PostgresClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+        self.runner = Task { await client.run() }
+    }
+
+    public func writing<T: Sendable>(_ body: @Sendable (any SQLSession) async throws -> T) async throws -> T {
+        try await self.gate.run {
+            try await self.client.withTransaction(logger: self.logger) { connection in
+                let session = Session(connection: connection, logger: self.logger)
+                _ = try await session.run("SELECT pg_advisory_xact_lock(\(Self.writerLockKey))", [])
+                return try await body(session)
+            }
+        }
+    }
+
+    public func reading<T: Sendable>(_ body: @Sendable (any SQLSession) async throws -> T) async throws -> T {
+        try await self.client.withConnection { connection in
+            try await body(Session(connection: connection, logger: self.logger))
+        }
+    }
+
+    public func storageBytes() async throws -> Int64 {
+        let rows = try await self.reading { try await $0.run("SELECT pg_database_size(current_database())", []) }
+        return rows.first?.first?.integer ?? 0
+    }
+
+    public func close() async throws {
+        self.runner.cancel()
+        _ = await self.runner.value
+    }
+
+    struct Session: SQLSession {
+        let connection: PostgresConnection
+        let logger: Logger
+
+        func run(_ sql: String, _ binds: [SQLValue]) async throws -> [[SQLValue]] {
+            var bindings = PostgresBindings(capacity: binds.count)
+            for bind in binds {
+                switch bind {
+                case .integer(let v): bindings.append(v)
+                case .text(let v): bindings.append(v)
+                case .blob(let v): bindings.append(ByteBuffer(bytes: v))
+                case .null: bindings.appendNull()
+                }
+            }
+            let rows = try await self.connection.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: self.logger).collect()
+            return try rows.map { row in
+                try row.map { cell -> SQLValue in
+                    guard cell.bytes != nil else { return .null }
+                    switch cell.dataType {
+                    case .int8, .int4, .int2: return .integer(try cell.decode(Int64.self))
+                    case .bytea: return .blob(Array(buffer: try cell.decode(ByteBuffer.self)))
+                    case .bool: return .integer(try cell.decode(Bool.self) ? 1 : 0)
+                    default: return .text(try cell.decode(String.self))
+                    }
+                }
+            }
+        }
+    }
+}

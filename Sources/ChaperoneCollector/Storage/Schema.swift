@@ -1,0 +1,102 @@
+/// The collector's tables, as numbered migrations per engine. A migration runs once, inside the
+/// writer transaction, and is recorded in `schema_migrations`; never edit one that shipped, add
+/// the next.
+enum Schema {
+    static func migrations(_ dialect: SQLDialect) -> [(version: Int, statements: [String])] {
+        switch dialect {
+        case .sqlite: [(1, Self.sqliteV1)]
+        case .postgres: [(1, Self.postgresV1)]
+        }
+    }
+
+    /// Columns of `events` written per stored record, in bind order.
+    static let eventColumns = [
+        "leaf_index", "event_id", "stream_id", "seq", "prev_hash", "line_hash", "time_us", "received_us", "kind", "session_id",
+        "exchange_id", "namespace", "pod", "service_account", "node", "model", "outcome", "action", "status", "stamp", "line",
+    ]
+
+    private static let sqliteV1 = [
+        """
+        CREATE TABLE events (
+            leaf_index INTEGER PRIMARY KEY,
+            event_id TEXT NOT NULL UNIQUE,
+            stream_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            prev_hash TEXT NOT NULL,
+            line_hash TEXT NOT NULL,
+            time_us INTEGER NOT NULL,
+            received_us INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            session_id TEXT NOT NULL,
+            exchange_id TEXT,
+            namespace TEXT,
+            pod TEXT,
+            service_account TEXT,
+            node TEXT,
+            model TEXT,
+            outcome TEXT,
+            action TEXT,
+            status INTEGER,
+            stamp TEXT NOT NULL,
+            line TEXT
+        )
+        """,
+        "CREATE INDEX events_time ON events (time_us)",
+        "CREATE INDEX events_namespace_time ON events (namespace, time_us)",
+        "CREATE INDEX events_session_time ON events (session_id, time_us)",
+        "CREATE INDEX events_stream_seq ON events (stream_id, seq)",
+        "CREATE TABLE findings (leaf_index INTEGER NOT NULL, detector TEXT NOT NULL, direction TEXT NOT NULL, PRIMARY KEY (detector, leaf_index, direction)) WITHOUT ROWID",
+        "CREATE TABLE log_leaves (leaf_index INTEGER PRIMARY KEY, leaf_hash BLOB NOT NULL, event_id TEXT NOT NULL)",
+        """
+        CREATE TABLE streams (
+            stream_id TEXT PRIMARY KEY, last_seq INTEGER NOT NULL, last_line_hash TEXT NOT NULL,
+            namespace TEXT, pod TEXT, pod_uid TEXT, updated_us INTEGER NOT NULL
+        )
+        """,
+        "CREATE TABLE checkpoints (tree_size INTEGER PRIMARY KEY, root_hash BLOB NOT NULL, note TEXT NOT NULL, frontier BLOB NOT NULL, created_us INTEGER NOT NULL)",
+        "CREATE VIRTUAL TABLE events_text USING fts5 (body, content='', contentless_delete=1)",
+    ]
+
+    private static let postgresV1 = [
+        """
+        CREATE TABLE events (
+            leaf_index BIGINT PRIMARY KEY,
+            event_id TEXT NOT NULL UNIQUE,
+            stream_id TEXT NOT NULL,
+            seq BIGINT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            line_hash TEXT NOT NULL,
+            time_us BIGINT NOT NULL,
+            received_us BIGINT NOT NULL,
+            kind TEXT NOT NULL,
+            session_id TEXT NOT NULL,
+            exchange_id TEXT,
+            namespace TEXT,
+            pod TEXT,
+            service_account TEXT,
+            node TEXT,
+            model TEXT,
+            outcome TEXT,
+            action TEXT,
+            status BIGINT,
+            stamp TEXT NOT NULL,
+            line TEXT,
+            body tsvector
+        )
+        """,
+        "CREATE INDEX events_time ON events (time_us)",
+        "CREATE INDEX events_namespace_time ON events (namespace, time_us)",
+        "CREATE INDEX events_session_time ON events (session_id, time_us)",
+        "CREATE INDEX events_stream_seq ON events (stream_id, seq)",
+        "CREATE INDEX events_body ON events USING gin (body)",
+        "CREATE TABLE findings (leaf_index BIGINT NOT NULL, detector TEXT NOT NULL, direction TEXT NOT NULL, PRIMARY KEY (detector, leaf_index, direction))",
+        "CREATE TABLE log_leaves (leaf_index BIGINT PRIMARY KEY, leaf_hash BYTEA NOT NULL, event_id TEXT NOT NULL)",
+        """
+        CREATE TABLE streams (
+            stream_id TEXT PRIMARY KEY, last_seq BIGINT NOT NULL, last_line_hash TEXT NOT NULL,
+            namespace TEXT, pod TEXT, pod_uid TEXT, updated_us BIGINT NOT NULL
+        )
+        """,
+        "CREATE TABLE checkpoints (tree_size BIGINT PRIMARY KEY, root_hash BYTEA NOT NULL, note TEXT NOT NULL, frontier BYTEA NOT NULL, created_us BIGINT NOT NULL)",
+    ]
+}
