@@ -34,6 +34,8 @@ public struct StoredRecord: Sendable, Equatable {
         public var findings: [AuditEvent.Finding] = []
         /// Masked prompt and answer text, for free-text search.
         public var text: String = ""
+        /// What the live tail shows: the last prompt message, the answer, or the finding.
+        public var preview: String = ""
     }
 
     public var recordHash: [UInt8] {
@@ -103,5 +105,6 @@ extension StoredRecord.IndexFields {
         }
         if let message = event.integrity?.message { text.append(message) }
         self.text = text.joined(separator: "\n")
+        self.preview = event.integrity?.message ?? event.content?.responseText ?? event.content?.messages.last?.content ?? event.error?.message ?? ""
     }
 }

@@ -6,6 +6,7 @@ public struct ConfigDuration: Sendable, Hashable, Codable, CustomStringConvertib
     public static func seconds(_ seconds: Int64) -> ConfigDuration { .init(milliseconds: seconds * 1000) }
 
     public var duration: Duration { .milliseconds(self.milliseconds) }
+    public var timeInterval: Double { Double(self.milliseconds) / 1000 }
     public var nanoseconds: Int64 { self.milliseconds * 1_000_000 }
 
     public init(parsing text: String) throws(ConfigError) {

@@ -1,0 +1,265 @@
+public import ChaperoneCore
+import ChaperoneKubernetes
+import Foundation
+import Hummingbird
+import HummingbirdTLS
+public import Logging
+import NIOCore
+import NIOSSL
+import Prometheus
+import ServiceLifecycle
+import UnixSignals
+
+public enum ChaperoneCollectorVersion {
+    public static let current = "0.3.0"
+}
+
+struct CollectorStartupError: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// The collector process: storage, token verification, the Merkle log, the API and admin
+/// listeners, and the periodic checkpoint and retention work, run together until SIGTERM/SIGINT.
+/// On the way out it signs a last checkpoint, so every stored event is covered.
+public struct CollectorApplication: Sendable {
+    public let configuration: CollectorConfiguration
+    public let logger: Logger
+
+    public init(configuration: CollectorConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let config = self.configuration
+        let logger = self.logger
+        let metrics = CollectorMetrics()
+        let readiness = Readiness(waitsForStart: true)
+        let output = StandardOutput()
+
+        let database: any SQLDatabase
+        switch config.storage.backend {
+        case .sqlite:
+            database = try await SQLiteEngine.open(directory: config.storage.dataDirectory, durability: config.storage.durability, logger: logger)
+        case .postgres:
+            database = try PostgresEngine.connect(config.storage.postgres, logger: logger)
+        }
+        let store = EventStore(database: database)
+
+        var cleanups: [@Sendable () async -> Void] = [{ try? await database.close() }]
+        defer { Task { [cleanups] in for cleanup in cleanups.reversed() { await cleanup() } } }
+
+        let authenticator: any TokenAuthenticator
+        var jwks: ProjectedTokenVerifier?
+        switch config.authentication.mode {
+        case .jwks:
+            let source: ProjectedTokenVerifier.KeySource
+            if let file = config.authentication.jwksFile {
+                source = .file(file)
+            } else if let url = config.authentication.jwksURL {
+                source = .url(url)
+            } else {
+                throw CollectorStartupError(description: "authentication.mode jwks needs jwks_url or jwks_file")
+            }
+            let verifier = try ProjectedTokenVerifier(
+                source: source, audience: config.authentication.audience, issuer: config.authentication.issuer, cluster: config.cluster,
+                cacheTTL: config.authentication.cacheTTL.timeInterval, refreshInterval: config.authentication.jwksRefreshInterval.timeInterval,
+                kubernetes: config.authentication.kubernetes, logger: logger)
+            cleanups.append { try? await verifier.shutdown() }
+            authenticator = verifier
+            jwks = verifier
+        case .tokenReview:
+            let client = try KubernetesAPIClient(
+                settings: config.authentication.kubernetes, userAgent: "chaperone-collector/\(ChaperoneCollectorVersion.current)")
+            cleanups.append { try? await client.shutdown() }
+            authenticator = TokenReviewAuthenticator(
+                client: client, audience: config.authentication.audience, cluster: config.cluster, cacheTTL: config.authentication.cacheTTL.timeInterval,
+                logger: logger)
+        }
+
+        let readers = try config.readers.tokensFile.map(ReaderTokens.load(file:)) ?? .none
+        if readers.isEmpty {
+            logger.warning("api.reading_disabled", metadata: ["hint": "set readers.tokens_file to let chaperonectl read events and verify the log"])
+        }
+        let key = try SigningKey.load(file: config.log.signingKeyFile, dataDirectory: config.storage.dataDirectory, logger: logger)
+        let signer = try CheckpointSigner(keyName: config.log.origin, privateKey: key)
+        let log = TransparencyLog(store: store, signer: signer, origin: config.log.origin, logger: logger) { output.write(lines: [$0]) }
+
+        let environment = ProcessInfo.processInfo.environment
+        let ownIdentity = PodIdentity(
+            cluster: config.cluster, namespace: environment["POD_NAMESPACE"] ?? "chaperone-system",
+            serviceAccount: environment["SERVICE_ACCOUNT"] ?? "chaperone-collector", pod: environment["POD_NAME"] ?? environment["HOSTNAME"],
+            podUID: environment["POD_UID"], node: environment["NODE_NAME"], authenticatedBy: "collector")
+        let planner = LedgerPlanner(streamID: UUIDv7().description, identity: ownIdentity)
+
+        let ingest = IngestEndpoint(
+            authenticator: authenticator, store: store, planner: planner, limits: config.limits,
+            tail: config.tail.enabled ? LiveTail(maxContentChars: config.tail.maxContentChars) : nil, output: output, metrics: metrics,
+            logger: logger)
+        let queries = QueryEndpoints(store: store, log: log, readers: readers, logger: logger)
+
+        logger.info("collector.starting", metadata: [
+            "version": "\(ChaperoneCollectorVersion.current)", "storage": "\(config.storage.backend.rawValue)",
+            "durability": "\(config.storage.durability.rawValue)", "authentication": "\(config.authentication.mode.rawValue)",
+            "log_origin": "\(config.log.origin)", "verifier_key": "\(signer.verifierKey.encoded)", "stream_id": "\(planner.streamID)",
+        ])
+
+        let router = Router()
+        router.post(RouterPath(IngestEndpoint.path)) { request, _ in await ingest.respond(to: request) }
+        queries.register(on: router)
+        let apiAddress = BindAddress.hostname(config.listen.host, port: config.listen.port)
+        let onRunning: @Sendable (any Channel) async -> Void = { channel in
+            readiness.listening()
+            logger.info("listener.started", metadata: ["listener": "api", "address": "\(channel.localAddress?.description ?? "")"])
+        }
+        let api: any Service
+        if let tls = config.tls {
+            var tlsConfiguration: TLSConfiguration
+            do {
+                tlsConfiguration = TLSConfiguration.makeServerConfiguration(
+                    certificateChain: try NIOSSLCertificate.fromPEMFile(tls.certificateFile).map { .certificate($0) },
+                    privateKey: .privateKey(try NIOSSLPrivateKey(file: tls.privateKeyFile, format: .pem)))
+            } catch {
+                throw CollectorStartupError(description: "cannot load tls.cert_file/key_file: \(error)")
+            }
+            tlsConfiguration.minimumTLSVersion = .tlsv12
+            api = Application(
+                router: router, server: try .tls(.http1(), tlsConfiguration: tlsConfiguration), configuration: .init(address: apiAddress),
+                onServerRunning: onRunning, logger: logger)
+        } else {
+            api = Application(router: router, configuration: .init(address: apiAddress), onServerRunning: onRunning, logger: logger)
+        }
+        let admin = self.adminApplication(metrics: metrics, readiness: readiness)
+        let background = BackgroundWork(
+            configuration: config, store: store, log: log, jwks: jwks, metrics: metrics, readiness: readiness, logger: logger)
+
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: admin), .init(service: background), .init(service: api)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        ))
+        try await withGracefulShutdownHandler {
+            try await group.run()
+        } onGracefulShutdown: {
+            readiness.draining()
+        }
+        // Cover everything stored before the listener closed.
+        do {
+            try await log.checkpoint()
+        } catch {
+            logger.error("log.final_checkpoint_failed", metadata: ["error": "\(error)"])
+        }
+        for cleanup in cleanups.reversed() { await cleanup() }
+        cleanups.removeAll()
+    }
+
+    private func adminApplication(metrics: CollectorMetrics, readiness: Readiness) -> some Service {
+        let logger = self.logger
+        let router = Router()
+        router.get("/healthz") { _, _ in "ok\n" }
+        router.get("/readyz") { _, _ -> Response in
+            let ready = readiness.isReady
+            return Response(
+                status: ready ? .ok : .serviceUnavailable, headers: [.contentType: "text/plain; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: ready ? "ready\n" : "not ready\n")))
+        }
+        router.get("/metrics") { _, _ -> Response in
+            var buffer: [UInt8] = []
+            metrics.registry.emit(into: &buffer)
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(bytes: buffer)))
+        }
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname(self.configuration.admin.host, port: self.configuration.admin.port)),
+            onServerRunning: { channel in
+                logger.info("listener.started", metadata: ["listener": "admin", "address": "\(channel.localAddress?.description ?? "")"])
+            },
+            logger: logger
+        )
+    }
+}
+
+/// Start-up work that may have to wait (schema, keys), then the periodic jobs: checkpoints,
+/// retention, the storage-size gauge and the JWKS refresh.
+struct BackgroundWork: Service {
+    let configuration: CollectorConfiguration
+    let store: EventStore
+    let log: TransparencyLog
+    let jwks: ProjectedTokenVerifier?
+    let metrics: CollectorMetrics
+    let readiness: Readiness
+    let logger: Logger
+
+    func run() async throws {
+        // The database may come up after the collector (PostgreSQL in another pod): retry.
+        var delay = 0.5
+        while true {
+            do {
+                try await self.store.prepare()
+                try await self.log.resume()
+                break
+            } catch let error as StoreError {
+                throw error
+            } catch {
+                self.logger.warning("storage.unavailable", metadata: ["error": "\(error)", "retry_in_seconds": "\(delay)"])
+                let pause = delay
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(Int64(pause * 1000))) }
+                delay = min(delay * 2, 10)
+            }
+        }
+        if let jwks = self.jwks {
+            var delay = 0.5
+            while !jwks.isReady {
+                do {
+                    try await jwks.refresh()
+                } catch {
+                    self.logger.warning("auth.jwks_unavailable", metadata: ["error": "\(error)", "retry_in_seconds": "\(delay)"])
+                    let pause = delay
+                    try await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(Int64(pause * 1000))) }
+                    delay = min(delay * 2, 10)
+                }
+            }
+        }
+        self.readiness.started()
+        let treeSize = await self.log.latestCheckpoint?.size ?? 0
+        self.logger.info("collector.ready", metadata: ["tree_size": "\(treeSize)"])
+
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { await self.every(self.configuration.log.checkpointInterval.timeInterval, "log.checkpoint_failed") {
+                if let checkpoint = try await self.log.checkpoint() { self.metrics.checkpoint(size: checkpoint.size) }
+            } }
+            group.addTask { await self.every(15, "storage.size_failed") {
+                self.metrics.storage(bytes: try await self.store.database.storageBytes())
+            } }
+            if self.configuration.retention.contentDays > 0 {
+                let days = self.configuration.retention.contentDays
+                group.addTask { await self.every(self.configuration.retention.interval.timeInterval, "retention.failed") {
+                    let cutoff = EventStore.nowMicros() - Int64(days) * 86_400 * 1_000_000
+                    let pruned = try await self.store.pruneContent(olderThan: cutoff)
+                    if pruned > 0 { self.logger.info("retention.pruned", metadata: ["events": "\(pruned)", "older_than_days": "\(days)"]) }
+                } }
+            }
+            if let jwks = self.jwks {
+                group.addTask { await cancelWhenGracefulShutdown { await jwks.run() } }
+            }
+        }
+    }
+
+    /// Runs `work` every `seconds` until graceful shutdown; failures are logged, not fatal.
+    private func every(_ seconds: Double, _ failure: String, _ work: @Sendable () async throws -> Void) async {
+        while !Task.isCancelled {
+            do {
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(Int64(seconds * 1000))) }
+            } catch {
+                return
+            }
+            do {
+                try await work()
+            } catch {
+                self.logger.error("\(failure)", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+}

@@ -1,0 +1,71 @@
+import NIOConcurrencyHelpers
+public import Prometheus
+
+/// The collector's Prometheus metrics (`chaperone_collector_*`).
+public struct CollectorMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    private let stored: Counter
+    private let duplicates: Counter
+    private let batches: Counter
+    private let batchDuration: DurationHistogram
+    private let storageBytes: Gauge
+    private let treeSize: Gauge
+    private let counters = NIOLockedValueBox([String: Counter]())
+
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+        self.stored = registry.makeCounter(descriptor: Self.descriptor("events_stored", unit: "total", "Events durably stored (new, not duplicates)."))
+        self.duplicates = registry.makeCounter(descriptor: Self.descriptor("events_duplicate", unit: "total", "Events received again and acknowledged without storing."))
+        self.batches = registry.makeCounter(descriptor: Self.descriptor("batches", unit: "total", "Batches committed."))
+        self.batchDuration = registry.makeDurationHistogram(
+            descriptor: Self.descriptor("batch_duration", unit: "seconds", "Time from a batch's request head to its commit."),
+            labels: [],
+            buckets: [.milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+                      .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5)])
+        self.storageBytes = registry.makeGauge(descriptor: Self.descriptor("storage", unit: "bytes", "Size of the database on disk."))
+        self.treeSize = registry.makeGauge(descriptor: Self.descriptor("log_tree_size", unit: "", "Leaves covered by the latest signed checkpoint."))
+    }
+
+    private static func descriptor(_ name: String, unit: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "chaperone", subsystem: "collector", metricName: name, unitName: unit.isEmpty ? nil : unit, helpText: help)
+    }
+
+    func committed(stored: Int, duplicates: Int, duration: Duration) {
+        self.stored.increment(by: Int64(stored))
+        self.duplicates.increment(by: Int64(duplicates))
+        self.batches.increment()
+        self.batchDuration.record(duration)
+    }
+
+    /// A line refused inside an otherwise accepted batch.
+    func rejectedEvents(_ count: Int) {
+        guard count > 0 else { return }
+        self.counter("events_rejected", help: "Event lines refused (malformed, too large).", label: ("reason", "invalid")).increment(by: Int64(count))
+    }
+
+    /// A whole request refused (401, 413, 415, 400, 503).
+    func rejectedBatch(reason: String) {
+        self.counter("batches_rejected", help: "Ingest requests refused, by reason.", label: ("reason", reason)).increment()
+    }
+
+    func rejectedToken(_ reason: TokenRejection) {
+        self.counter("rejected_tokens", help: "Bearer tokens refused, by reason.", label: ("reason", reason.rawValue)).increment()
+    }
+
+    func integrityFinding(kind: String) {
+        self.counter("integrity_findings", help: "integrity.* events raised at ingest, by kind.", label: ("kind", kind)).increment()
+    }
+
+    func storage(bytes: Int64) { self.storageBytes.set(Double(bytes)) }
+    func checkpoint(size: Int64) { self.treeSize.set(Double(size)) }
+
+    private func counter(_ name: String, help: String, label: (String, String)) -> Counter {
+        self.counters.withLockedValue { counters in
+            let key = name + "|" + label.1
+            if let counter = counters[key] { return counter }
+            let counter = self.registry.makeCounter(descriptor: Self.descriptor(name, unit: "total", help), labels: [label])
+            counters[key] = counter
+            return counter
+        }
+    }
+}

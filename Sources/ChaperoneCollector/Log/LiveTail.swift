@@ -1,0 +1,76 @@
+public import ChaperoneCore
+import Foundation
+import NIOConcurrencyHelpers
+
+/// Writes whole lines to stdout, one `write(2)` per batch so lines from concurrent batches never
+/// interleave.
+public final class StandardOutput: Sendable {
+    private let lock = NIOLock()
+
+    public init() {}
+
+    public func write(lines: [String]) {
+        guard !lines.isEmpty else { return }
+        var bytes: [UInt8] = []
+        for line in lines {
+            bytes.append(contentsOf: line.utf8)
+            bytes.append(0x0a)
+        }
+        self.lock.withLock {
+            bytes.withUnsafeBytes { buffer in
+                var offset = 0
+                while offset < buffer.count {
+                    let written = Foundation.write(1, buffer.baseAddress! + offset, buffer.count - offset)
+                    if written <= 0 {
+                        if errno == EINTR { continue }
+                        return
+                    }
+                    offset += written
+                }
+            }
+        }
+    }
+}
+
+/// The live audit trail: one JSON line per stored event, with the verified identity and the
+/// text shortened to `maxContentChars`, so `kubectl logs -f deploy/chaperone-collector` reads as
+/// the trail itself.
+public struct LiveTail: Sendable {
+    public var maxContentChars: Int
+
+    public init(maxContentChars: Int) {
+        self.maxContentChars = maxContentChars
+    }
+
+    public func line(for record: StoredRecord) -> String {
+        var w = CanonicalJSONWriter()
+        let index = record.index
+        w.object { w in
+            if let v = index.action { w.key("action") { $0.string(v) } }
+            w.key("event_id") { $0.string(record.eventID) }
+            if !index.findings.isEmpty {
+                w.key("findings") { $0.strings(Array(Set(index.findings.map(\.detector))).sorted()) }
+            }
+            w.key("kind") { $0.string(record.kind) }
+            w.key("leaf_index") { $0.integer(record.leafIndex) }
+            if let v = index.model { w.key("model") { $0.string(v) } }
+            w.key("namespace") { $0.string(record.identity.namespace) }
+            if let v = index.outcome { w.key("outcome") { $0.string(v) } }
+            if let v = record.identity.pod { w.key("pod") { $0.string(v) } }
+            w.key("seq") { $0.integer(record.seq) }
+            w.key("service_account") { $0.string(record.identity.serviceAccount) }
+            w.key("session_id") { $0.string(record.sessionID) }
+            if let v = index.status { w.key("status") { $0.integer(v) } }
+            w.key("stream_id") { $0.string(record.streamID) }
+            if !index.preview.isEmpty, self.maxContentChars > 0 { w.key("text") { $0.string(self.shorten(index.preview)) } }
+            w.key("time") { $0.string(WallClock.rfc3339(nanoseconds: UInt64(max(0, record.timeMicros)) * 1000)) }
+        }
+        return String(decoding: w.bytes, as: UTF8.self)
+    }
+
+    private func shorten(_ text: String) -> String {
+        let flat = text.replacingOccurrences(of: "\n", with: " ")
+        guard flat.count > self.maxContentChars else { return flat }
+        return String(flat.prefix(self.maxContentChars)) + "…"
+    }
+}
