@@ -1,4 +1,3 @@
-import ArgumentParser
 import ChaperoneControl
 
-Chaperonectl.main()
+await Chaperonectl.runFromCommandLine()

@@ -63,6 +63,8 @@ public final class ProjectedTokenVerifier: TokenAuthenticator {
 
     private struct State {
         var keys = JWTKeyCollection()
+        /// Key ids in the set: a token naming another is refused (jwt-kit would fall back to a default key).
+        var keyIDs: Set<String> = []
         var loadedAt: Double = 0
         var lastAttempt: Double = -.infinity
         var cache: [String: (PodIdentity, Double)] = [:]
@@ -113,8 +115,14 @@ public final class ProjectedTokenVerifier: TokenAuthenticator {
         } catch {
             throw ConfigError(field: "authentication", message: "the JWKS from \(self.sourceDescription) is not a key set: \(error)")
         }
+        struct KeySet: Decodable {
+            struct Key: Decodable { var kid: String? }
+            var keys: [Key]
+        }
+        let keyIDs = Set(((try? JSONDecoder().decode(KeySet.self, from: Data(json.utf8)))?.keys ?? []).compactMap(\.kid))
         self.state.withLockedValue {
             $0.keys = keys
+            $0.keyIDs = keyIDs
             $0.loadedAt = now
         }
     }
@@ -181,12 +189,16 @@ public final class ProjectedTokenVerifier: TokenAuthenticator {
     }
 
     private func verifySignature(_ token: String, retryOnUnknownKey: Bool) async throws(TokenRejection) -> ServiceAccountTokenClaims {
-        let keys = self.state.withLockedValue { $0.keys }
+        let (keys, keyIDs) = self.state.withLockedValue { ($0.keys, $0.keyIDs) }
+        guard let header = Self.header(of: token) else { throw .malformed }
         do {
+            guard let kid = header.kid else { throw JWTError.missingKIDHeader }
+            guard keyIDs.contains(kid) else { throw JWTError.unknownKID(JWKIdentifier(string: kid)) }
             return try await keys.verify(token, as: ServiceAccountTokenClaims.self)
         } catch let error as JWTError {
             switch error.errorType {
             case .signatureVerificationFailed: throw .badSignature
+            case .malformedToken: throw .malformed
             case .unknownKID, .missingKIDHeader, .noKeyProvided:
                 // A rotated issuer key: re-read the key set once, at most every 10 seconds.
                 let lastAttempt = self.state.withLockedValue { $0.lastAttempt }
@@ -204,6 +216,20 @@ public final class ProjectedTokenVerifier: TokenAuthenticator {
         } catch {
             throw .malformed
         }
+    }
+
+    struct Header: Decodable {
+        var kid: String?
+    }
+
+    /// A JWT's header; nil if the token is not three base64url parts with a JSON header.
+    static func header(of token: String) -> Header? {
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3 else { return nil }
+        var base64 = parts[0].replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
+        guard let data = Data(base64Encoded: base64) else { return nil }
+        return try? JSONDecoder().decode(Header.self, from: data)
     }
 
     private func check(_ claims: inout ServiceAccountTokenClaims, now: Double) throws(TokenRejection) -> PodIdentity {
