@@ -2,22 +2,29 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 BIN_DIR := .build/debug
-.PHONY: all build test unit-test e2e-test demo bench bench-proxy bench-masking bench-injector clean
+.PHONY: all build test unit-test e2e-test test-postgres demo bench bench-proxy bench-masking bench-injector bench-collector clean
 
 all: build
 
 build:
 	$(SWIFT) build
 
-# Installs what the tests need (a Python venv with the official openai and anthropic SDKs),
-# builds, then runs the Swift unit tests and the end-to-end suite against the real binaries.
+# Installs what the tests need (a Python venv with the official openai and anthropic SDKs, a
+# PostgreSQL server from Debian's packages), builds, then runs the Swift unit tests and the
+# end-to-end suite against the real binaries. The collector's tests run on SQLite and PostgreSQL.
+PGTEST_PORT ?= 55432
+export CHAPERONE_TEST_POSTGRES_PORT := $(PGTEST_PORT)
+
 test: unit-test e2e-test
 
-unit-test:
+test-postgres:
+	PGTEST_PORT=$(PGTEST_PORT) scripts/test-postgres.sh
+
+unit-test: test-postgres
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
-e2e-test: build
+e2e-test: build test-postgres
 	@command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl; }
 	scripts/e2e-venv.sh
 	CHAPERONE_BIN_DIR=$(CURDIR)/$(BIN_DIR) .venv/bin/python -m pytest Tests/e2e -q
@@ -34,6 +41,7 @@ bench:
 	bench/masking/run.sh
 	bench/run.sh
 	bench/injector/run.sh
+	bench/collector/run.sh
 
 # wrk through chaperone-proxy, through Envoy and direct to the same mock.
 bench-proxy:
@@ -46,6 +54,11 @@ bench-masking:
 # Admission latency of chaperone-injector at 200 AdmissionReviews/s over TLS (open loop).
 bench-injector:
 	bench/injector/run.sh
+
+# Sustained ingest (1 KB and 20 KB events, SQLite and PostgreSQL) and filtered search over
+# 1,000,000 stored events.
+bench-collector:
+	bench/collector/run.sh
 
 clean:
 	rm -rf .build .build-release .build-static .demo .venv

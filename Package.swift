@@ -233,6 +233,7 @@ let package = Package(
             name: "ChaperoneCollectorTests",
             dependencies: [
                 "ChaperoneCollector",
+                "CChaperoneZlib",
                 "ChaperoneCore",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
