@@ -133,6 +133,8 @@ class FakeAPIState:
     requests: list[tuple[str, str]] = field(default_factory=list)
     unauthorized: int = 0
     fail_next: int = 0
+    # TokenReview: token -> the user the API server would report for it.
+    reviews: dict[str, dict] = field(default_factory=dict)
     version: int = 100
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -155,6 +157,7 @@ def webhook_configuration(name: str, webhooks: list[str]) -> dict:
 class FakeKubernetesAPI:
     SECRETS = "/api/v1/namespaces/{ns}/secrets"
     WEBHOOKS = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/"
+    TOKEN_REVIEWS = "/apis/authentication.k8s.io/v1/tokenreviews"
 
     def __init__(self, directory: Path, token: str = "injector-sa-token"):
         self.ca = make_ca(directory, "apiserver-ca")
@@ -198,6 +201,8 @@ class FakeKubernetesAPI:
 
             def route(self, payload: bytes):
                 path = self.path.split("?")[0]
+                if path == FakeKubernetesAPI.TOKEN_REVIEWS and self.command == "POST":
+                    return self.token_review(json.loads(payload))
                 if path.startswith("/api/v1/namespaces/") and "/secrets" in path:
                     parts = path.split("/")
                     namespace = parts[4]
@@ -206,6 +211,18 @@ class FakeKubernetesAPI:
                 if path.startswith(FakeKubernetesAPI.WEBHOOKS):
                     return self.webhook(path[len(FakeKubernetesAPI.WEBHOOKS):], payload)
                 return self.status(404, "NotFound", f"no route {path}")
+
+            def token_review(self, review: dict):
+                # As kube-apiserver answers: 201 with status.authenticated, the user, and the
+                # audiences the token was valid for (the intersection with spec.audiences).
+                spec = review.get("spec", {})
+                user = state.reviews.get(spec.get("token", ""))
+                if user is None or user.get("audience") not in spec.get("audiences", []):
+                    result = {"authenticated": False, "error": "[invalid bearer token, token audiences don't match]"}
+                else:
+                    result = {"authenticated": True, "audiences": [user["audience"]],
+                              "user": {k: v for k, v in user.items() if k != "audience"}}
+                return self.reply(201, {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": spec, "status": result})
 
             def secret(self, namespace: str, name: str | None, payload: bytes):
                 if self.command == "GET" and name:

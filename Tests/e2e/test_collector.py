@@ -10,10 +10,11 @@ import subprocess
 import time
 
 import httpx
+import jsonschema
 import pytest
 
 from collector_support import AUDIENCE, Collector, Issuer, Stream, jsonl, pg_sql
-from conftest import binary, poll
+from conftest import REPO, binary, poll
 
 BACKENDS = ["sqlite", "postgres"]
 
@@ -135,6 +136,10 @@ def test_gaps_and_broken_chains_become_integrity_events(collector):
     assert kinds["integrity.chain_break"]["received_seq"] == 7
     assert kinds["integrity.chain_break"]["received_prev_hash"] == "f" * 64
     assert 'chaperone_collector_integrity_findings_total{kind="integrity.gap"} 1' in collector.metrics()
+    # The collector's own events follow the published event schema.
+    schema = json.loads((REPO / "docs" / "audit-event.schema.json").read_text())
+    for e in collector.get("/v1/events", limit=100)["events"]:
+        jsonschema.validate(e["event"], schema)
     # The collector's own events form a chain too, and verify knows the gap was recorded at arrival.
     collector.wait_checkpoint(5 + 2)
     result = collector.ctl("verify", "--key", collector.verifier_key(), "--output", "json", check=False)
@@ -303,3 +308,44 @@ def test_collector_help_and_config_errors(tmp_path):
     bad.write_text("storage:\n  backend: mysql\n")
     result = subprocess.run([str(binary("chaperone-collector")), "--config", str(bad), "--check-config"], capture_output=True, text=True)
     assert result.returncode != 0 and "storage.backend" in result.stderr and "sqlite, postgres" in result.stderr
+
+
+def test_token_review_mode_asks_the_api_server(tmp_path):
+    from injector_support import FakeKubernetesAPI
+
+    api = FakeKubernetesAPI(tmp_path / "api", token="collector-sa-token")
+    try:
+        pod_token = "opaque-projected-token-of-agent-9"
+        api.state.reviews[pod_token] = {
+            "audience": AUDIENCE, "username": "system:serviceaccount:agents:coder", "uid": "sa-uid",
+            "groups": ["system:serviceaccounts", "system:serviceaccounts:agents"],
+            "extra": {"authentication.kubernetes.io/pod-name": ["agent-9"], "authentication.kubernetes.io/pod-uid": ["pod-uid-9"],
+                      "authentication.kubernetes.io/node-name": ["node-b"]},
+        }
+        api.state.reviews["token-for-another-audience"] = {"audience": "vault", "username": "system:serviceaccount:agents:coder"}
+        api.state.reviews["token-of-a-user"] = {"audience": AUDIENCE, "username": "alice@example.com"}
+        (tmp_path / "collector").mkdir()
+        c = Collector(tmp_path / "collector")
+        c.config_path.write_text(c.config_path.read_text().replace(
+            f"  mode: jwks\n  jwks_file: {c.jwks_path}\n",
+            f"  mode: token-review\n  kubernetes:\n    api_url: {api.url}\n    token_file: {api.token_file}\n    ca_file: {api.ca[0]}\n"))
+        c.start()
+        try:
+            events = Stream().events(2)
+            answer = c.send(events, token=pod_token)
+            assert len(answer["accepted"]) == 2
+            stored = c.get("/v1/events", kind="llm.request")["events"]
+            assert {e["identity"]["pod"] for e in stored} == {"agent-9"}
+            assert stored[0]["identity"]["authenticated_by"] == "token-review" and stored[0]["identity"]["node"] == "node-b"
+            # Cached: the second batch does not ask again.
+            c.send(Stream().events(1), token=pod_token)
+            assert api.count("POST", "tokenreviews") == 1
+            assert c.post(jsonl(Stream().events(1)), token="token-for-another-audience").status_code == 401
+            assert c.post(jsonl(Stream().events(1)), token="token-of-a-user").status_code == 401
+            assert c.post(jsonl(Stream().events(1)), token="unknown").status_code == 401
+            metrics = c.metrics()
+            assert 'reason="review_denied"} 2' in metrics and 'reason="not_a_pod"} 1' in metrics
+        finally:
+            c.stop()
+    finally:
+        api.close()
