@@ -80,7 +80,7 @@ stop_collector() {
     sleep 1
 }
 
-storage_bytes() { curl -s "http://127.0.0.1:$ADMIN/metrics" | awk '/^chaperone_collector_storage_bytes /{printf "%d", $2}'; }
+storage_bytes() { curl -s "http://127.0.0.1:$ADMIN/metrics" | awk '/^chaperone_collector_storage_bytes /{printf "%.0f", $2}'; }
 
 RESULTS="{}"
 for backend in $BACKENDS; do
