@@ -120,9 +120,22 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "ChaperoneAdmin",
+            dependencies: [
+                "ChaperoneCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "ChaperoneInjector",
             dependencies: [
                 "ChaperoneCore",
+                "ChaperoneAdmin",
                 "ChaperoneKubernetes",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -163,6 +176,7 @@ let package = Package(
             name: "ChaperoneCollector",
             dependencies: [
                 "ChaperoneCore",
+                "ChaperoneAdmin",
                 "ChaperoneKubernetes",
                 "CChaperoneZlib",
                 .product(name: "NIOHTTP1", package: "swift-nio"),

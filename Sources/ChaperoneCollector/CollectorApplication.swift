@@ -1,3 +1,4 @@
+import ChaperoneAdmin
 public import ChaperoneCore
 import ChaperoneKubernetes
 import Foundation
@@ -31,6 +32,18 @@ public struct CollectorApplication: Sendable {
     }
 
     public func run() async throws {
+        // What was opened is closed on every path, in reverse order.
+        var cleanups: [@Sendable () async -> Void] = []
+        do {
+            try await self.run(cleanups: &cleanups)
+        } catch {
+            for cleanup in cleanups.reversed() { await cleanup() }
+            throw error
+        }
+        for cleanup in cleanups.reversed() { await cleanup() }
+    }
+
+    private func run(cleanups: inout [@Sendable () async -> Void]) async throws {
         let config = self.configuration
         let logger = self.logger
         let metrics = CollectorMetrics()
@@ -46,8 +59,7 @@ public struct CollectorApplication: Sendable {
         }
         let store = EventStore(database: database)
 
-        var cleanups: [@Sendable () async -> Void] = [{ try? await database.close() }]
-        defer { Task { [cleanups] in for cleanup in cleanups.reversed() { await cleanup() } } }
+        cleanups.append { try? await database.close() }
 
         let authenticator: any TokenAuthenticator
         var jwks: ProjectedTokenVerifier?
@@ -129,7 +141,7 @@ public struct CollectorApplication: Sendable {
         } else {
             api = Application(router: router, configuration: .init(address: apiAddress), onServerRunning: onRunning, logger: logger)
         }
-        let admin = self.adminApplication(metrics: metrics, readiness: readiness)
+        let admin = AdminListener.service(address: self.configuration.admin, readiness: readiness, registry: metrics.registry, logger: self.logger)
         let background = BackgroundWork(
             configuration: config, store: store, log: log, jwks: jwks, metrics: metrics, readiness: readiness, logger: logger)
 
@@ -149,36 +161,8 @@ public struct CollectorApplication: Sendable {
         } catch {
             logger.error("log.final_checkpoint_failed", metadata: ["error": "\(error)"])
         }
-        for cleanup in cleanups.reversed() { await cleanup() }
-        cleanups.removeAll()
     }
 
-    private func adminApplication(metrics: CollectorMetrics, readiness: Readiness) -> some Service {
-        let logger = self.logger
-        let router = Router()
-        router.get("/healthz") { _, _ in "ok\n" }
-        router.get("/readyz") { _, _ -> Response in
-            let ready = readiness.isReady
-            return Response(
-                status: ready ? .ok : .serviceUnavailable, headers: [.contentType: "text/plain; charset=utf-8"],
-                body: .init(byteBuffer: ByteBuffer(string: ready ? "ready\n" : "not ready\n")))
-        }
-        router.get("/metrics") { _, _ -> Response in
-            var buffer: [UInt8] = []
-            metrics.registry.emit(into: &buffer)
-            return Response(
-                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: .init(byteBuffer: ByteBuffer(bytes: buffer)))
-        }
-        return Application(
-            router: router,
-            configuration: .init(address: .hostname(self.configuration.admin.host, port: self.configuration.admin.port)),
-            onServerRunning: { channel in
-                logger.info("listener.started", metadata: ["listener": "admin", "address": "\(channel.localAddress?.description ?? "")"])
-            },
-            logger: logger
-        )
-    }
 }
 
 /// Start-up work that may have to wait (schema, keys), then the periodic jobs: checkpoints,
@@ -193,34 +177,14 @@ struct BackgroundWork: Service {
     let logger: Logger
 
     func run() async throws {
-        // The database may come up after the collector (PostgreSQL in another pod): retry.
-        var delay = 0.5
-        while true {
-            do {
-                try await self.store.prepare()
-                try await self.log.resume()
-                break
-            } catch let error as StoreError {
-                throw error
-            } catch {
-                self.logger.warning("storage.unavailable", metadata: ["error": "\(error)", "retry_in_seconds": "\(delay)"])
-                let pause = delay
-                try await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(Int64(pause * 1000))) }
-                delay = min(delay * 2, 10)
-            }
+        // The database (PostgreSQL in another pod) and the issuer's keys may come up after the
+        // collector: retry both until they answer. An inconsistent store is fatal.
+        try await self.retrying("storage.unavailable") {
+            try await self.store.prepare()
+            try await self.log.resume()
         }
         if let jwks = self.jwks {
-            var delay = 0.5
-            while !jwks.isReady {
-                do {
-                    try await jwks.refresh()
-                } catch {
-                    self.logger.warning("auth.jwks_unavailable", metadata: ["error": "\(error)", "retry_in_seconds": "\(delay)"])
-                    let pause = delay
-                    try await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(Int64(pause * 1000))) }
-                    delay = min(delay * 2, 10)
-                }
-            }
+            try await self.retrying("auth.jwks_unavailable") { try await jwks.refresh() }
         }
         self.readiness.started()
         let treeSize = await self.log.latestCheckpoint?.size ?? 0
@@ -243,6 +207,24 @@ struct BackgroundWork: Service {
             }
             if let jwks = self.jwks {
                 group.addTask { await cancelWhenGracefulShutdown { await jwks.run() } }
+            }
+        }
+    }
+
+    /// Runs `work` until it succeeds, waiting 0.5 s, 1 s, 2 s, … (at most 10 s) after each failure;
+    /// a `StoreError` (the data is inconsistent) ends it at once.
+    private func retrying(_ failure: String, _ work: @Sendable () async throws -> Void) async throws {
+        var delay = 0.5
+        while true {
+            do {
+                return try await work()
+            } catch let error as StoreError {
+                throw error
+            } catch {
+                self.logger.warning("\(failure)", metadata: ["error": "\(error)", "retry_in_seconds": "\(delay)"])
+                let pause = delay
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(Int64(pause * 1000))) }
+                delay = min(delay * 2, 10)
             }
         }
     }

@@ -1,3 +1,4 @@
+import ArgumentParser
 import ChaperoneCore
 import Foundation
 
@@ -119,18 +120,19 @@ struct RecordsPage: Decodable, Sendable {
     var records: [RecordRow]
 }
 
-/// Shared filter options of `events` and `tail`.
-struct EventFilters {
-    var namespace: String?
-    var pod: String?
-    var serviceAccount: String?
-    var session: String?
-    var model: String?
-    var kind: String?
-    var detector: String?
-    var action: String?
-    var outcome: String?
-    var text: String?
+/// The event filters of `events` and `tail` (the collector's `/v1/events` parameters). Identity
+/// filters match what the collector verified from the pod's token.
+struct EventFilters: ParsableArguments {
+    @Option(help: "Namespace of the pod (verified).") var namespace: String?
+    @Option(help: "Pod name (verified).") var pod: String?
+    @Option(help: "Service account (verified).") var serviceAccount: String?
+    @Option(help: "Session id.") var session: String?
+    @Option(help: "Requested model.") var model: String?
+    @Option(help: "Event kind, or a prefix such as 'integrity.*'.") var kind: String?
+    @Option(help: "Events with a finding of this detector (e.g. aws_access_key).") var detector: String?
+    @Option(help: "Policy action taken (mask, deny, require_approval, ...).") var action: String?
+    @Option(help: "Outcome (completed, rejected, upstream_error, timeout, client_disconnected).") var outcome: String?
+    @Option(name: [.customShort("q"), .long], help: "Words in the masked prompt or answer.") var text: String?
 
     var parameters: [(String, String?)] {
         [

@@ -31,26 +31,11 @@ struct EventsCommand: AsyncParsableCommand {
             """)
 
     @OptionGroup var collector: CollectorOptions
-    @Option(help: "Namespace of the pod (verified).") var namespace: String?
-    @Option(help: "Pod name (verified).") var pod: String?
-    @Option(help: "Service account (verified).") var serviceAccount: String?
-    @Option(help: "Session id.") var session: String?
-    @Option(help: "Requested model.") var model: String?
-    @Option(help: "Event kind, or a prefix such as 'integrity.*'.") var kind: String?
-    @Option(help: "Events with a finding of this detector (e.g. aws_access_key).") var detector: String?
-    @Option(help: "Policy action taken (mask, deny, require_approval, ...).") var action: String?
-    @Option(help: "Outcome (completed, rejected, upstream_error, timeout, client_disconnected).") var outcome: String?
-    @Option(name: [.customShort("q"), .long], help: "Words in the masked prompt or answer.") var text: String?
+    @OptionGroup var filters: EventFilters
     @Option(help: "From this time: RFC 3339, or a duration before now (15m, 2h, 7d).") var since: String?
     @Option(help: "Until this time (same forms as --since).") var until: String?
     @Option(help: "At most this many events.") var limit: Int = 50
     @Option(help: "table or json (one JSON object per line).") var output: OutputFormat = .table
-
-    var filters: EventFilters {
-        EventFilters(
-            namespace: self.namespace, pod: self.pod, serviceAccount: self.serviceAccount, session: self.session, model: self.model,
-            kind: self.kind, detector: self.detector, action: self.action, outcome: self.outcome, text: self.text)
-    }
 
     func run() async throws {
         guard (1...10_000).contains(self.limit) else { throw ValidationError("--limit must be 1...10000") }
@@ -117,21 +102,13 @@ struct TailCommand: AsyncParsableCommand {
         discussion: "Starts at the newest event (or the first with --from-start) and waits for more until interrupted.")
 
     @OptionGroup var collector: CollectorOptions
-    @Option(help: "Namespace of the pod (verified).") var namespace: String?
-    @Option(help: "Pod name (verified).") var pod: String?
-    @Option(help: "Service account (verified).") var serviceAccount: String?
-    @Option(help: "Session id.") var session: String?
-    @Option(help: "Requested model.") var model: String?
-    @Option(help: "Event kind, or a prefix such as 'integrity.*'.") var kind: String?
-    @Option(help: "Events with a finding of this detector.") var detector: String?
+    @OptionGroup var filters: EventFilters
     @Flag(help: "Replay stored events from the beginning first.") var fromStart = false
     @Option(help: "Stop after this many events (default: follow forever).") var count: Int?
     @Option(help: "table or json.") var output: OutputFormat = .table
 
     func run() async throws {
-        let filters = EventFilters(
-            namespace: self.namespace, pod: self.pod, serviceAccount: self.serviceAccount, session: self.session, model: self.model,
-            kind: self.kind, detector: self.detector)
+        let filters = self.filters
         try await CollectorClient.with(self.collector) { client in
             var after: Int64 = -1
             if !self.fromStart {

@@ -1,6 +1,5 @@
 import ArgumentParser
 import ChaperoneCore
-import Crypto
 import Foundation
 
 /// What `verify` found, each problem naming the row it concerns.
@@ -119,7 +118,7 @@ struct VerifyCommand: AsyncParsableCommand {
                     leaves.append([])
                     leafEvents.append("")
                 }
-                leaves.append(Self.bytes(hex: leaf.hash))
+                leaves.append([UInt8](hex: leaf.hash) ?? [])
                 leafEvents.append(leaf.eventID)
             }
             start = last.index + 1
@@ -193,7 +192,7 @@ struct VerifyCommand: AsyncParsableCommand {
                 } else {
                     report.pruned += 1
                 }
-                let leafHash = MerkleTree.leafHash(Self.recordHash(lineHash: Self.bytes(hex: record.lineHash), stamp: Array(record.stamp.utf8)))
+                let leafHash = LogRecord.leafHash(lineHash: [UInt8](hex: record.lineHash) ?? [], stamp: Array(record.stamp.utf8))
                 if leafHash != leaves[index] {
                     report.problems.append("altered: \(what) does not hash to its leaf (its hashes or verified identity were changed)")
                 }
@@ -260,33 +259,5 @@ struct VerifyCommand: AsyncParsableCommand {
 
     private static func integrity(of line: [UInt8]) -> AuditEvent.Integrity? {
         (try? JSONDecoder().decode(IntegrityHolder.self, from: Data(line)))?.integrity
-    }
-
-    /// The collector's record hash: SHA-256("chaperone.record.v1\n" ‖ SHA-256(line) ‖ stamp).
-    static func recordHash(lineHash: [UInt8], stamp: [UInt8]) -> [UInt8] {
-        var hasher = SHA256()
-        hasher.update(data: Array("chaperone.record.v1\n".utf8))
-        hasher.update(data: lineHash)
-        hasher.update(data: stamp)
-        return Array(hasher.finalize())
-    }
-
-    static func bytes(hex: String) -> [UInt8] {
-        var out: [UInt8] = []
-        var iterator = hex.utf8.makeIterator()
-        while let high = iterator.next(), let low = iterator.next() {
-            guard let h = Self.nibble(high), let l = Self.nibble(low) else { return [] }
-            out.append(h << 4 | l)
-        }
-        return out
-    }
-
-    private static func nibble(_ c: UInt8) -> UInt8? {
-        switch c {
-        case 0x30...0x39: c - 0x30
-        case 0x61...0x66: c - 0x61 + 10
-        case 0x41...0x46: c - 0x41 + 10
-        default: nil
-        }
     }
 }

@@ -1,3 +1,4 @@
+import ChaperoneAdmin
 import ChaperoneKubernetes
 import ChaperoneCore
 import Foundation
@@ -42,7 +43,7 @@ public struct InjectorApplication: Sendable {
         let metrics = InjectorMetrics()
         let readiness = Readiness()
         let webhook = WebhookService(configuration: config, apiClient: apiClient, metrics: metrics, readiness: readiness, logger: self.logger)
-        let admin = self.adminApplication(metrics: metrics, readiness: readiness)
+        let admin = AdminListener.service(address: self.configuration.admin, readiness: readiness, registry: metrics.registry, logger: self.logger)
         self.logger.info("injector.starting", metadata: [
             "version": "\(ChaperoneInjectorVersion.current)", "tls_mode": "\(config.tls.mode.rawValue)",
             "failure_mode": "\(config.failureMode.rawValue)", "native_sidecar": "\(config.sidecar.native)",
@@ -60,32 +61,6 @@ public struct InjectorApplication: Sendable {
         }
     }
 
-    private func adminApplication(metrics: InjectorMetrics, readiness: Readiness) -> some Service {
-        let logger = self.logger
-        let router = Router()
-        router.get("/healthz") { _, _ in "ok\n" }
-        router.get("/readyz") { _, _ -> Response in
-            let ready = readiness.isReady
-            return Response(
-                status: ready ? .ok : .serviceUnavailable, headers: [.contentType: "text/plain; charset=utf-8"],
-                body: .init(byteBuffer: ByteBuffer(string: ready ? "ready\n" : "not ready\n")))
-        }
-        router.get("/metrics") { _, _ -> Response in
-            var buffer: [UInt8] = []
-            metrics.registry.emit(into: &buffer)
-            return Response(
-                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: .init(byteBuffer: ByteBuffer(bytes: buffer)))
-        }
-        return Application(
-            router: router,
-            configuration: .init(address: .hostname(self.configuration.admin.host, port: self.configuration.admin.port)),
-            onServerRunning: { channel in
-                logger.info("listener.started", metadata: ["listener": "admin", "address": "\(channel.localAddress?.description ?? "")"])
-            },
-            logger: logger
-        )
-    }
 }
 
 /// The webhook side: obtain a certificate (files, or the self-signed Secret), then serve HTTPS

@@ -111,11 +111,10 @@ struct IngestEndpoint: Sendable {
                 "namespace": "\(identity.namespace)", "pod": "\(identity.pod ?? "")",
             ])
         }
-        let ownEvents = Set(plan.findings.map(\.eventID))
         return APIResponse.json { w in
             w.key("accepted") { $0.strings(plan.accepted) }
             w.key("duplicates") { $0.strings(plan.duplicates) }
-            w.key("integrity_findings") { $0.integer(ownEvents.count) }
+            w.key("integrity_findings") { $0.integer(plan.findings.count) }
             w.key("rejected") { w in
                 w.array(parsed.rejections) { w, rejection in
                     w.object { w in

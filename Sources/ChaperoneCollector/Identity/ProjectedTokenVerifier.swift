@@ -60,14 +60,13 @@ public final class ProjectedTokenVerifier: TokenAuthenticator {
     private let httpClient: HTTPClient?
     private let apiTokenFile: String?
     private let state = NIOLockedValueBox(State())
+    private let cache = IdentityCache()
 
     private struct State {
         var keys = JWTKeyCollection()
         /// Key ids in the set: a token naming another is refused (jwt-kit would fall back to a default key).
         var keyIDs: Set<String> = []
-        var loadedAt: Double = 0
         var lastAttempt: Double = -.infinity
-        var cache: [String: (PodIdentity, Double)] = [:]
     }
 
     public init(
@@ -123,11 +122,8 @@ public final class ProjectedTokenVerifier: TokenAuthenticator {
         self.state.withLockedValue {
             $0.keys = keys
             $0.keyIDs = keyIDs
-            $0.loadedAt = now
         }
     }
-
-    public var isReady: Bool { self.state.withLockedValue { $0.loadedAt > 0 } }
 
     /// Re-reads the key set every `refreshInterval` until cancelled; a failure keeps the old keys.
     public func run() async {
@@ -174,17 +170,10 @@ public final class ProjectedTokenVerifier: TokenAuthenticator {
 
     public func authenticate(bearer token: String) async throws(TokenRejection) -> PodIdentity {
         let now = Date().timeIntervalSince1970
-        let cacheKey = SHA256.hash(data: Data(token.utf8)).hexString
-        if let (identity, until) = self.state.withLockedValue({ $0.cache[cacheKey] }), until > now {
-            return identity
-        }
-        var claims = try await self.verifySignature(token, retryOnUnknownKey: true)
-        let identity = try self.check(&claims, now: now)
-        let until = min(now + self.cacheTTL, claims.exp.map { $0.value.timeIntervalSince1970 } ?? now)
-        self.state.withLockedValue {
-            if $0.cache.count > 10_000 { $0.cache.removeAll(keepingCapacity: true) }
-            $0.cache[cacheKey] = (identity, until)
-        }
+        if let identity = self.cache.identity(for: token, now: now) { return identity }
+        let claims = try await self.verifySignature(token, retryOnUnknownKey: true)
+        let identity = try self.check(claims, now: now)
+        self.cache.remember(identity, for: token, until: min(now + self.cacheTTL, claims.exp.map { $0.value.timeIntervalSince1970 } ?? now))
         return identity
     }
 
@@ -232,7 +221,7 @@ public final class ProjectedTokenVerifier: TokenAuthenticator {
         return try? JSONDecoder().decode(Header.self, from: data)
     }
 
-    private func check(_ claims: inout ServiceAccountTokenClaims, now: Double) throws(TokenRejection) -> PodIdentity {
+    private func check(_ claims: ServiceAccountTokenClaims, now: Double) throws(TokenRejection) -> PodIdentity {
         guard let audience = claims.aud, audience.value.contains(self.audience) else { throw .wrongAudience }
         guard let exp = claims.exp else { throw .malformed }
         guard exp.value.timeIntervalSince1970 > now else { throw .expired }

@@ -1,10 +1,8 @@
 public import ChaperoneCore
 public import ChaperoneKubernetes
 import NIOHTTP1
-import Crypto
 import Foundation
 public import Logging
-import NIOConcurrencyHelpers
 
 /// Asks the Kubernetes API about each new token (`authentication.k8s.io/v1` TokenReview with the
 /// collector's audience). Slower than JWKS, but it refuses tokens of pods that were deleted. Answers
@@ -15,7 +13,7 @@ public final class TokenReviewAuthenticator: TokenAuthenticator {
     private let cluster: String?
     private let cacheTTL: Double
     private let logger: Logger
-    private let cache = NIOLockedValueBox([String: (PodIdentity, Double)]())
+    private let cache = IdentityCache()
 
     public init(client: KubernetesAPIClient, audience: String, cluster: String?, cacheTTL: Double, logger: Logger) {
         self.client = client
@@ -27,8 +25,7 @@ public final class TokenReviewAuthenticator: TokenAuthenticator {
 
     public func authenticate(bearer token: String) async throws(TokenRejection) -> PodIdentity {
         let now = Date().timeIntervalSince1970
-        let cacheKey = SHA256.hash(data: Data(token.utf8)).hexString
-        if let (identity, until) = self.cache.withLockedValue({ $0[cacheKey] }), until > now { return identity }
+        if let identity = self.cache.identity(for: token, now: now) { return identity }
         let review = TokenReview(spec: .init(token: token, audiences: [self.audience]))
         let status: Int
         let body: Data
@@ -53,10 +50,7 @@ public final class TokenReviewAuthenticator: TokenAuthenticator {
             cluster: self.cluster, namespace: String(parts[2]), serviceAccount: String(parts[3]), pod: pod,
             podUID: extra["authentication.kubernetes.io/pod-uid"]?.first, node: extra["authentication.kubernetes.io/node-name"]?.first,
             authenticatedBy: "token-review")
-        self.cache.withLockedValue {
-            if $0.count > 10_000 { $0.removeAll(keepingCapacity: true) }
-            $0[cacheKey] = (identity, now + self.cacheTTL)
-        }
+        self.cache.remember(identity, for: token, until: now + self.cacheTTL)
         return identity
     }
 

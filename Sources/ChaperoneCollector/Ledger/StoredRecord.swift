@@ -4,9 +4,8 @@ import Foundation
 
 /// An event as the collector stores it: the sender's exact line (so the stream's hash chain can
 /// be checked byte for byte), the stamp with the identity the collector verified, and its
-/// position in the Merkle log. The leaf is `SHA-256(0x00 ‖ record hash)` with
-/// `record hash = SHA-256("chaperone.record.v1\n" ‖ SHA-256(line) ‖ stamp)`, so the log still
-/// verifies after retention has dropped the line itself.
+/// position in the Merkle log. The leaf (`LogRecord`) hashes the line's hash and the stamp, so
+/// the log still verifies after retention has dropped the line itself.
 public struct StoredRecord: Sendable, Equatable {
     public var leafIndex: Int64
     public var eventID: String
@@ -38,19 +37,7 @@ public struct StoredRecord: Sendable, Equatable {
         public var preview: String = ""
     }
 
-    public var recordHash: [UInt8] {
-        Self.recordHash(lineHash: Self.bytes(hex: self.lineHash), stamp: self.stamp)
-    }
-
-    public var leafHash: [UInt8] { MerkleTree.leafHash(self.recordHash) }
-
-    public static func recordHash(lineHash: [UInt8], stamp: [UInt8]) -> [UInt8] {
-        var hasher = SHA256()
-        hasher.update(data: Array("chaperone.record.v1\n".utf8))
-        hasher.update(data: lineHash)
-        hasher.update(data: stamp)
-        return Array(hasher.finalize())
-    }
+    public var leafHash: [UInt8] { LogRecord.leafHash(lineHash: [UInt8](hex: self.lineHash) ?? [], stamp: self.stamp) }
 
     static func stamp(identity: PodIdentity, receivedMicros: Int64) -> [UInt8] {
         var w = CanonicalJSONWriter()
@@ -67,27 +54,6 @@ public struct StoredRecord: Sendable, Equatable {
         return w.bytes
     }
 
-    static func bytes(hex: String) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(hex.utf8.count / 2)
-        var high: UInt8?
-        for c in hex.utf8 {
-            let v: UInt8
-            switch c {
-            case 0x30...0x39: v = c - 0x30
-            case 0x61...0x66: v = c - 0x61 + 10
-            case 0x41...0x46: v = c - 0x41 + 10
-            default: return []
-            }
-            if let h = high {
-                out.append(h << 4 | v)
-                high = nil
-            } else {
-                high = v
-            }
-        }
-        return out
-    }
 }
 
 extension StoredRecord.IndexFields {

@@ -187,13 +187,18 @@ public final class EventStore: Sendable {
                 }
             }
 
-            let findings = chunk.flatMap { r in Set(r.index.findings.map { "\($0.detector)\u{0}\($0.direction)" }).map { (r.leafIndex, $0) } }
+            // One row per (event, detector, direction): the table's key.
+            struct FindingRow: Hashable {
+                var leaf: Int64
+                var detector: String
+                var direction: String
+            }
+            let findings = Set(chunk.flatMap { r in r.index.findings.map { FindingRow(leaf: r.leafIndex, detector: $0.detector, direction: $0.direction) } })
             if !findings.isEmpty {
                 var insert = SQLStatement(dialect, "INSERT INTO findings (leaf_index, detector, direction) VALUES ")
-                for (i, (leaf, key)) in findings.enumerated() {
+                for (i, row) in findings.enumerated() {
                     if i > 0 { insert.append(", ") }
-                    let parts = key.split(separator: "\u{0}", omittingEmptySubsequences: false)
-                    insert.bindList([.integer(leaf), .text(String(parts[0])), .text(String(parts[1]))])
+                    insert.bindList([.integer(row.leaf), .text(row.detector), .text(row.direction)])
                 }
                 _ = try await insert.run(on: session)
             }

@@ -26,6 +26,32 @@ extension Sequence where Element == UInt8 {
     }
 }
 
+extension Array where Element == UInt8 {
+    /// The bytes of a hexadecimal string (either case); nil if it is not whole hex digits.
+    public init?(hex: String) {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(hex.utf8.count / 2)
+        var high: UInt8?
+        for c in hex.utf8 {
+            let nibble: UInt8
+            switch c {
+            case 0x30...0x39: nibble = c - 0x30
+            case 0x61...0x66: nibble = c - 0x61 + 10
+            case 0x41...0x46: nibble = c - 0x41 + 10
+            default: return nil
+            }
+            if let h = high {
+                bytes.append(h << 4 | nibble)
+                high = nil
+            } else {
+                high = nibble
+            }
+        }
+        guard high == nil else { return nil }
+        self = bytes
+    }
+}
+
 /// Incremental SHA-256 over a body that arrives in pieces.
 public struct BodyDigest: Sendable {
     private var hasher = SHA256()
