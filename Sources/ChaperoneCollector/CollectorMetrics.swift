@@ -7,6 +7,7 @@ public struct CollectorMetrics: Sendable {
     private let stored: Counter
     private let duplicates: Counter
     private let batches: Counter
+    private let transactions: Counter
     private let batchDuration: DurationHistogram
     private let storageBytes: Gauge
     private let treeSize: Gauge
@@ -17,6 +18,8 @@ public struct CollectorMetrics: Sendable {
         self.stored = registry.makeCounter(descriptor: Self.descriptor("events_stored", unit: "total", "Events durably stored (new, not duplicates)."))
         self.duplicates = registry.makeCounter(descriptor: Self.descriptor("events_duplicate", unit: "total", "Events received again and acknowledged without storing."))
         self.batches = registry.makeCounter(descriptor: Self.descriptor("batches", unit: "total", "Batches committed."))
+        self.transactions = registry.makeCounter(
+            descriptor: Self.descriptor("transactions", unit: "total", "Write transactions that stored batches (batches_total / transactions_total is the average group size)."))
         self.batchDuration = registry.makeDurationHistogram(
             descriptor: Self.descriptor("batch_duration", unit: "seconds", "Time from a batch's request head to its commit."),
             labels: [],
@@ -36,6 +39,8 @@ public struct CollectorMetrics: Sendable {
         self.batches.increment()
         self.batchDuration.record(duration)
     }
+
+    func transaction() { self.transactions.increment() }
 
     /// A line refused inside an otherwise accepted batch.
     func rejectedEvents(_ count: Int) {

@@ -11,8 +11,7 @@ struct IngestEndpoint: Sendable {
     static let path = "/v1/events"
 
     let authenticator: any TokenAuthenticator
-    let store: EventStore
-    let planner: LedgerPlanner
+    let commits: GroupCommit
     let limits: CollectorConfiguration.Limits
     let tail: LiveTail?
     let output: StandardOutput
@@ -82,7 +81,7 @@ struct IngestEndpoint: Sendable {
         if !parsed.events.isEmpty {
             let batch = IngestBatch(events: parsed.events, identity: identity, receivedMicros: EventStore.nowMicros())
             do {
-                plan = try await self.store.append(batch, planner: self.planner)
+                plan = try await self.commits.append(batch)
             } catch {
                 self.metrics.rejectedBatch(reason: "storage_error")
                 self.logger.error("ingest.store_failed", metadata: [

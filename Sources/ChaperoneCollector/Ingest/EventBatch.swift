@@ -12,6 +12,20 @@ public struct ReceivedEvent: Sendable {
     public var timeMicros: Int64
     /// 1-based line number in the batch (for error reports).
     public var lineNumber: Int
+    /// `lineHash` in hex, as chains and the store write it.
+    public var lineHashHex: String
+    /// What the store indexes, read here so the writer does not.
+    public var index: StoredRecord.IndexFields
+
+    public init(line: [UInt8], lineHash: [UInt8], event: AuditEvent, timeMicros: Int64, lineNumber: Int) {
+        self.line = line
+        self.lineHash = lineHash
+        self.event = event
+        self.timeMicros = timeMicros
+        self.lineNumber = lineNumber
+        self.lineHashHex = lineHash.hexString
+        self.index = StoredRecord.IndexFields(event)
+    }
 }
 
 /// A line of a batch that was not stored, and why.
@@ -61,7 +75,7 @@ enum EventBatchParser {
             let line = Array(slice)
             let event: AuditEvent
             do {
-                event = try decoder.decode(AuditEvent.self, from: Data(line))
+                event = try AuditEvent.decode(jsonLine: line, decoder: decoder)
             } catch {
                 parsed.rejections.append(.init(line: lineNumber, eventID: nil, error: "not an audit event: \(Self.describe(error))"))
                 continue

@@ -20,6 +20,17 @@ public struct LedgerState: Sendable {
     public var storedLineHashes: [String: String]
 }
 
+extension LedgerState {
+    /// The state once `plan` is written, for the next batch planned in the same transaction.
+    func advanced(by plan: LedgerPlan) -> LedgerState {
+        var state = self
+        state.nextLeafIndex += Int64(plan.records.count)
+        state.streams.merge(plan.streamHeads) { _, new in new }
+        for record in plan.records { state.storedLineHashes[record.eventID] = record.lineHash }
+        return state
+    }
+}
+
 /// A batch as it arrives: events and the verified identity of their sender.
 public struct IngestBatch: Sendable {
     public var events: [ReceivedEvent]
@@ -65,7 +76,7 @@ public struct LedgerPlanner: Sendable {
 
         for received in batch.events {
             let event = received.event
-            let lineHash = received.lineHash.hexString
+            let lineHash = received.lineHashHex
             if let stored = state.storedLineHashes[event.eventID] ?? seenInBatch[event.eventID] {
                 plan.duplicates.append(event.eventID)
                 if stored != lineHash {
@@ -160,7 +171,7 @@ public struct LedgerPlanner: Sendable {
                 leafIndex: next, eventID: event.eventID, streamID: event.streamID, seq: seq, prevHash: event.prevHash,
                 lineHash: lineHash, timeMicros: received.timeMicros, receivedMicros: batch.receivedMicros,
                 kind: event.kind.rawValue, sessionID: event.sessionID, exchangeID: event.exchangeID, identity: batch.identity,
-                stamp: stamp, line: received.line, index: .init(event)))
+                stamp: stamp, line: received.line, index: received.index))
             plan.accepted.append(event.eventID)
             next += 1
         }

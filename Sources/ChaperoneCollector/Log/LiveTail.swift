@@ -68,9 +68,21 @@ public struct LiveTail: Sendable {
         return String(decoding: w.bytes, as: UTF8.self)
     }
 
-    private func shorten(_ text: String) -> String {
-        let flat = text.replacingOccurrences(of: "\n", with: " ")
-        guard flat.count > self.maxContentChars else { return flat }
-        return String(flat.prefix(self.maxContentChars)) + "…"
+    /// The first `maxContentChars` Unicode scalars on one line (line breaks become spaces), with
+    /// `…` when something was cut. Reads no more of the text than it keeps.
+    func shorten(_ text: String) -> String {
+        var kept: [UInt8] = []
+        var scalars = 0
+        for byte in text.utf8 {
+            if byte & 0xc0 != 0x80 {  // the first byte of a scalar
+                guard scalars < self.maxContentChars else {
+                    kept.append(contentsOf: "…".utf8)
+                    break
+                }
+                scalars += 1
+            }
+            kept.append(byte == 0x0a || byte == 0x0d ? 0x20 : byte)
+        }
+        return String(decoding: kept, as: UTF8.self)
     }
 }

@@ -110,18 +110,37 @@ public final class EventStore: Sendable {
     /// Stores a batch in one transaction: reads what it depends on, lets `planner` decide, writes
     /// the records, their leaves and the stream heads. Nothing is stored if anything fails.
     public func append(_ batch: IngestBatch, planner: LedgerPlanner) async throws -> LedgerPlan {
+        try await self.append([batch], planner: planner)[0]
+    }
+
+    /// Stores several batches in one transaction (one commit, one sync to disk), planned in
+    /// order, each seeing the ones before it. All or nothing.
+    public func append(_ batches: [IngestBatch], planner: LedgerPlanner) async throws -> [LedgerPlan] {
         try await self.database.writing { session in
-            let state = try await self.readState(batch, planner: planner, session)
-            let plan = planner.plan(batch, state: state)
-            try await self.write(plan, receivedMicros: batch.receivedMicros, session)
-            return plan
+            var state = try await self.readState(batches, planner: planner, session)
+            var plans: [LedgerPlan] = []
+            for batch in batches {
+                let plan = planner.plan(batch, state: state)
+                state = state.advanced(by: plan)
+                plans.append(plan)
+            }
+            try await self.write(plans, batches.map(\.receivedMicros), session)
+            return plans
         }
     }
 
-    private func readState(_ batch: IngestBatch, planner: LedgerPlanner, _ session: any SQLSession) async throws -> LedgerState {
+    private func readState(_ batches: [IngestBatch], planner: LedgerPlanner, _ session: any SQLSession) async throws -> LedgerState {
         let next = try await session.run("SELECT COALESCE(MAX(leaf_index) + 1, 0) FROM log_leaves", []).first?.first?.integer ?? 0
         var streams: [String: StreamHead] = [:]
-        let streamIDs = Array(Set(batch.events.map(\.event.streamID)).union([planner.streamID]))
+        var streamSet: Set<String> = [planner.streamID]
+        var eventSet: Set<String> = []
+        for batch in batches {
+            for received in batch.events {
+                streamSet.insert(received.event.streamID)
+                eventSet.insert(received.event.eventID)
+            }
+        }
+        let streamIDs = Array(streamSet)
         for chunk in streamIDs.chunked(self.rowsPerInsert) {
             var select = SQLStatement(self.dialect, "SELECT stream_id, last_seq, last_line_hash, pod_uid, namespace, pod FROM streams WHERE stream_id IN ")
             select.bindList(chunk.map { .text($0) })
@@ -131,7 +150,7 @@ public final class EventStore: Sendable {
             }
         }
         var stored: [String: String] = [:]
-        for chunk in batch.events.map(\.event.eventID).chunked(self.rowsPerInsert) {
+        for chunk in Array(eventSet).chunked(self.rowsPerInsert) {
             var select = SQLStatement(self.dialect, "SELECT event_id, line_hash FROM events WHERE event_id IN ")
             select.bindList(chunk.map { .text($0) })
             for row in try await select.run(on: session) {
@@ -141,80 +160,60 @@ public final class EventStore: Sendable {
         return LedgerState(nextLeafIndex: next, streams: streams, storedLineHashes: stored)
     }
 
-    private func write(_ plan: LedgerPlan, receivedMicros: Int64, _ session: any SQLSession) async throws {
+    private func write(_ plans: [LedgerPlan], _ receivedMicros: [Int64], _ session: any SQLSession) async throws {
         let dialect = self.dialect
-        for chunk in plan.records.chunked(self.rowsPerInsert) {
-            var insert = SQLStatement(dialect, "INSERT INTO events (\(Schema.eventColumns.joined(separator: ", "))\(dialect == .postgres ? ", body" : "")) VALUES ")
-            for (i, r) in chunk.enumerated() {
-                if i > 0 { insert.append(", ") }
-                insert.append("(")
-                let values: [SQLValue] = [
-                    .integer(r.leafIndex), .text(r.eventID), .text(r.streamID), .integer(r.seq), .text(r.prevHash), .text(r.lineHash),
-                    .integer(r.timeMicros), .integer(r.receivedMicros), .text(r.kind), .text(r.sessionID), SQLValue(r.exchangeID),
-                    .text(r.identity.namespace), SQLValue(r.identity.pod), .text(r.identity.serviceAccount), SQLValue(r.identity.node),
-                    SQLValue(r.index.model), SQLValue(r.index.outcome), SQLValue(r.index.action), SQLValue(r.index.status.map(Int64.init)),
-                    .text(String(decoding: r.stamp, as: UTF8.self)), .text(String(decoding: r.line, as: UTF8.self)),
-                ]
-                for (j, value) in values.enumerated() {
-                    if j > 0 { insert.append(", ") }
-                    insert.bind(value)
-                }
-                if dialect == .postgres {
-                    insert.append(", to_tsvector('simple', ")
-                    insert.bind(.text(r.index.text))
-                    insert.append(")")
-                }
-                insert.append(")")
-            }
-            _ = try await insert.run(on: session)
-
-            var leaves = SQLStatement(dialect, "INSERT INTO log_leaves (leaf_index, leaf_hash, event_id) VALUES ")
-            for (i, r) in chunk.enumerated() {
-                if i > 0 { leaves.append(", ") }
-                leaves.bindList([.integer(r.leafIndex), .blob(r.leafHash), .text(r.eventID)])
-            }
-            _ = try await leaves.run(on: session)
-
-            if dialect == .sqlite {
-                let texts = chunk.filter { !$0.index.text.isEmpty }
-                if !texts.isEmpty {
-                    var fts = SQLStatement(dialect, "INSERT INTO events_text (rowid, body) VALUES ")
-                    for (i, r) in texts.enumerated() {
-                        if i > 0 { fts.append(", ") }
-                        fts.bindList([.integer(r.leafIndex), .text(r.index.text)])
-                    }
-                    _ = try await fts.run(on: session)
-                }
-            }
-
-            // One row per (event, detector, direction): the table's key.
-            struct FindingRow: Hashable {
-                var leaf: Int64
-                var detector: String
-                var direction: String
-            }
-            let findings = Set(chunk.flatMap { r in r.index.findings.map { FindingRow(leaf: r.leafIndex, detector: $0.detector, direction: $0.direction) } })
-            if !findings.isEmpty {
-                var insert = SQLStatement(dialect, "INSERT INTO findings (leaf_index, detector, direction) VALUES ")
-                for (i, row) in findings.enumerated() {
-                    if i > 0 { insert.append(", ") }
-                    insert.bindList([.integer(row.leaf), .text(row.detector), .text(row.direction)])
-                }
-                _ = try await insert.run(on: session)
-            }
+        let records = plans.lazy.flatMap(\.records)
+        var events = SQLInsert(table: "events", columns: Schema.eventColumns)
+        if dialect == .postgres {
+            events.columns.append("body")
+            events.expressions["body"] = "to_tsvector('simple', ?)"
         }
-        if !plan.streamHeads.isEmpty {
-            var upsert = SQLStatement(dialect, "INSERT INTO streams (stream_id, last_seq, last_line_hash, namespace, pod, pod_uid, updated_us) VALUES ")
-            for (i, (id, head)) in plan.streamHeads.enumerated() {
-                if i > 0 { upsert.append(", ") }
-                upsert.bindList([
-                    .text(id), .integer(head.lastSeq), .text(head.lastLineHash), SQLValue(head.namespace), SQLValue(head.pod),
-                    SQLValue(head.podUID), .integer(receivedMicros),
-                ])
-            }
-            upsert.append(" ON CONFLICT (stream_id) DO UPDATE SET last_seq = excluded.last_seq, last_line_hash = excluded.last_line_hash, updated_us = excluded.updated_us")
-            _ = try await upsert.run(on: session)
+        try await session.insert(events, rows: Array(records.map { r in
+            var row: [SQLValue] = [
+                .integer(r.leafIndex), .text(r.eventID), .text(r.streamID), .integer(r.seq), .text(r.prevHash), .text(r.lineHash),
+                .integer(r.timeMicros), .integer(r.receivedMicros), .text(r.kind), .text(r.sessionID), SQLValue(r.exchangeID),
+                .text(r.identity.namespace), SQLValue(r.identity.pod), .text(r.identity.serviceAccount), SQLValue(r.identity.node),
+                SQLValue(r.index.model), SQLValue(r.index.outcome), SQLValue(r.index.action), SQLValue(r.index.status.map(Int64.init)),
+                .utf8(r.stamp), .utf8(r.line),
+            ]
+            if dialect == .postgres { row.append(.text(r.index.text)) }
+            return row
+        }))
+        try await session.insert(
+            SQLInsert(table: "log_leaves", columns: ["leaf_index", "leaf_hash", "event_id"]),
+            rows: Array(records.map { [.integer($0.leafIndex), .blob($0.leafHash), .text($0.eventID)] }))
+        if dialect == .sqlite {
+            try await session.insert(
+                SQLInsert(table: "events_text", columns: ["rowid", "body"]),
+                rows: Array(records.filter { !$0.index.text.isEmpty }.map { [.integer($0.leafIndex), .text($0.index.text)] }))
         }
+        // One row per (event, detector, direction): the table's key.
+        struct FindingRow: Hashable {
+            var leaf: Int64
+            var detector: String
+            var direction: String
+        }
+        var findings = Set<FindingRow>()
+        for r in records {
+            for finding in r.index.findings { findings.insert(FindingRow(leaf: r.leafIndex, detector: finding.detector, direction: finding.direction)) }
+        }
+        try await session.insert(
+            SQLInsert(table: "findings", columns: ["leaf_index", "detector", "direction"]),
+            rows: findings.map { [.integer($0.leaf), .text($0.detector), .text($0.direction)] })
+
+        // Each stream's head after the last batch that moved it.
+        var heads: [String: (head: StreamHead, receivedMicros: Int64)] = [:]
+        for (plan, received) in zip(plans, receivedMicros) {
+            for (id, head) in plan.streamHeads { heads[id] = (head, received) }
+        }
+        try await session.insert(
+            SQLInsert(
+                table: "streams", columns: ["stream_id", "last_seq", "last_line_hash", "namespace", "pod", "pod_uid", "updated_us"],
+                suffix: " ON CONFLICT (stream_id) DO UPDATE SET last_seq = excluded.last_seq, last_line_hash = excluded.last_line_hash, updated_us = excluded.updated_us"),
+            rows: heads.map { id, value in
+                [.text(id), .integer(value.head.lastSeq), .text(value.head.lastLineHash), SQLValue(value.head.namespace), SQLValue(value.head.pod),
+                 SQLValue(value.head.podUID), .integer(value.receivedMicros)]
+            })
     }
 
     // MARK: The log

@@ -89,11 +89,20 @@ public final class PostgresEngine: SQLDatabase {
                 switch bind {
                 case .integer(let v): bindings.append(v)
                 case .text(let v): bindings.append(v)
+                case .utf8(let v): bindings.append(String(decoding: v, as: UTF8.self))
                 case .blob(let v): bindings.append(ByteBuffer(bytes: v))
                 case .null: bindings.appendNull()
                 }
             }
             let rows = try await self.connection.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: self.logger).collect()
+            return try Self.values(rows)
+        }
+
+        func insert(_ insert: SQLInsert, rows: [[SQLValue]]) async throws {
+            try await self.insertMultiRow(insert, rows: rows, dialect: .postgres, maxRows: 500)
+        }
+
+        private static func values(_ rows: [PostgresRow]) throws -> [[SQLValue]] {
             return try rows.map { row in
                 try row.map { cell -> SQLValue in
                     guard cell.bytes != nil else { return .null }

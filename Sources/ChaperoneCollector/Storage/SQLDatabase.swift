@@ -2,15 +2,24 @@
 public enum SQLValue: Sendable, Equatable {
     case integer(Int64)
     case text(String)
+    /// Text given as its UTF-8 bytes (stored as text, read back as `.text`).
+    case utf8([UInt8])
     case blob([UInt8])
     case null
 
     var integer: Int64? { if case .integer(let v) = self { v } else { nil } }
-    var text: String? { if case .text(let v) = self { v } else { nil } }
+    var text: String? {
+        switch self {
+        case .text(let v): v
+        case .utf8(let v): String(decoding: v, as: UTF8.self)
+        default: nil
+        }
+    }
     var blob: [UInt8]? {
         switch self {
         case .blob(let v): v
         case .text(let v): Array(v.utf8)
+        case .utf8(let v): v
         default: nil
         }
     }
@@ -35,6 +44,54 @@ public enum SQLDialect: Sendable {
 /// A connection (or a transaction on one) that runs statements with positional parameters.
 public protocol SQLSession: Sendable {
     func run(_ sql: String, _ binds: [SQLValue]) async throws -> [[SQLValue]]
+    /// Inserts rows, each in `insert.columns` order, the engine's fastest way.
+    func insert(_ insert: SQLInsert, rows: [[SQLValue]]) async throws
+}
+
+extension SQLSession {
+    /// Multi-row `INSERT … VALUES (…), (…)` statements of up to `maxRows` rows.
+    func insertMultiRow(_ insert: SQLInsert, rows: [[SQLValue]], dialect: SQLDialect, maxRows: Int) async throws {
+        for chunk in rows.chunked(maxRows) {
+            var statement = SQLStatement(dialect, insert.head)
+            for (i, row) in chunk.enumerated() {
+                if i > 0 { statement.append(", ") }
+                statement.append("(")
+                for (j, value) in row.enumerated() {
+                    if j > 0 { statement.append(", ") }
+                    let column = insert.columns[j]
+                    if let expression = insert.expressions[column] {
+                        let parts = expression.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+                        statement.append(String(parts[0]))
+                        statement.bind(value)
+                        statement.append(parts.count > 1 ? String(parts[1]) : "")
+                    } else {
+                        statement.bind(value)
+                    }
+                }
+                statement.append(")")
+            }
+            statement.append(insert.suffix)
+            _ = try await statement.run(on: self)
+        }
+    }
+}
+
+/// An `INSERT` of whole rows into one table.
+public struct SQLInsert: Sendable {
+    var table: String
+    var columns: [String]
+    /// SQL for a column's value in terms of its parameter `?`, where the value is not stored as
+    /// given (`to_tsvector('simple', ?)`).
+    var expressions: [String: String] = [:]
+    /// After the values (`ON CONFLICT …`).
+    var suffix = ""
+
+    var head: String { "INSERT INTO \(self.table) (\(self.columns.joined(separator: ", "))) VALUES " }
+
+    /// The statement for one row with `?` parameters (SQLite).
+    var singleRow: String {
+        self.head + "(" + self.columns.map { self.expressions[$0] ?? "?" }.joined(separator: ", ") + ")" + self.suffix
+    }
 }
 
 /// One engine: its dialect, a transaction for writers and a session for readers.

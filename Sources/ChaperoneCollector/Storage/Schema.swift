@@ -5,7 +5,7 @@ enum Schema {
     static func migrations(_ dialect: SQLDialect) -> [(version: Int, statements: [String])] {
         switch dialect {
         case .sqlite: [(1, Self.sqliteV1)]
-        case .postgres: [(1, Self.postgresV1)]
+        case .postgres: [(1, Self.postgresV1), (2, Self.postgresV2)]
         }
     }
 
@@ -55,6 +55,19 @@ enum Schema {
         """,
         "CREATE TABLE checkpoints (tree_size INTEGER PRIMARY KEY, root_hash BLOB NOT NULL, note TEXT NOT NULL, frontier BLOB NOT NULL, created_us INTEGER NOT NULL)",
         "CREATE VIRTUAL TABLE events_text USING fts5 (body, content='', contentless_delete=1)",
+    ]
+
+    /// Event rows pass PostgreSQL's 2 KB TOAST threshold; lz4 compresses them several times
+    /// faster than the default pglz (about a tenth of the ingest cost). Servers without lz4
+    /// (before 14, or built without it) keep pglz.
+    private static let postgresV2 = [
+        """
+        DO $$ BEGIN
+            ALTER TABLE events ALTER COLUMN line SET COMPRESSION lz4, ALTER COLUMN stamp SET COMPRESSION lz4, ALTER COLUMN body SET COMPRESSION lz4;
+        EXCEPTION WHEN OTHERS THEN
+            RAISE NOTICE 'events keep the default compression: %', SQLERRM;
+        END $$
+        """,
     ]
 
     private static let postgresV1 = [
