@@ -275,8 +275,9 @@ public final class EventStore: Sendable {
     }
 
     public func events(_ query: EventQuery) async throws -> [EventRow] {
+        let textPlan = try await self.textPlan(query)
         var select = SQLStatement(self.dialect, "SELECT \(Self.rowColumns) FROM events")
-        self.filter(query, into: &select)
+        self.filter(query, textPlan: textPlan, into: &select)
         switch query.order {
         case .newestFirst(let before):
             if let before {
@@ -318,7 +319,7 @@ public final class EventStore: Sendable {
             SELECT session_id, MIN(time_us), MAX(time_us), COUNT(*), SUM(CASE WHEN kind = 'llm.request' THEN 1 ELSE 0 END),
             MIN(namespace), MIN(pod), MIN(service_account), \(models) FROM events
             """)
-        self.filter(query, into: &select)
+        self.filter(query, textPlan: try await self.textPlan(query), into: &select)
         select.append(" AND kind NOT LIKE 'integrity.%' GROUP BY session_id ORDER BY MAX(time_us) DESC LIMIT ")
         select.bind(.integer(Int64(query.limit)))
         let statement = select
@@ -333,7 +334,40 @@ public final class EventStore: Sendable {
         }
     }
 
-    private func filter(_ query: EventQuery, into select: inout SQLStatement) {
+    /// How SQLite finds events by their text. A phrase that few events hold is read from the
+    /// full-text index and those events fetched (`fromIndex`). One that many recent events hold
+    /// is found faster the other way round: walk the events in the query's order and ask the
+    /// index about each (`perEvent`), stopping when the page is full. Which one is decided from
+    /// the phrase's share of the latest `textSample` events (one bounded look at the index).
+    enum TextPlan {
+        case none
+        case fromIndex
+        case perEvent
+    }
+
+    static let textSample = 1_000
+    /// At 10 % or more, a page of 100 is found within about 1,000 events.
+    static let denseTextMatches = 100
+
+    private func textPlan(_ query: EventQuery) async throws -> TextPlan {
+        guard let text = query.text, !text.isEmpty else { return .none }
+        guard self.dialect == .sqlite else { return .fromIndex }
+        let rows = try await self.database.reading { session in
+            try await session.run(
+                """
+                SELECT COUNT(*) FROM events_text WHERE events_text MATCH ?
+                AND rowid > (SELECT COALESCE(MAX(leaf_index), 0) FROM log_leaves) - \(Self.textSample)
+                """, [.text(Self.ftsPhrase(text))])
+        }
+        return (rows.first?.first?.integer ?? 0) >= Int64(Self.denseTextMatches) ? .perEvent : .fromIndex
+    }
+
+    /// One FTS5 phrase: the words in order, quotes doubled.
+    private static func ftsPhrase(_ text: String) -> String {
+        "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+
+    private func filter(_ query: EventQuery, textPlan: TextPlan, into select: inout SQLStatement) {
         select.append(" WHERE 1 = 1")
         let equalities: [(String, String?)] = [
             ("namespace", query.namespace), ("pod", query.pod), ("service_account", query.serviceAccount), ("session_id", query.session),
@@ -368,10 +402,15 @@ public final class EventStore: Sendable {
         }
         if let text = query.text, !text.isEmpty {
             switch self.dialect {
+            case .sqlite where textPlan == .perEvent:
+                // A scalar subquery, not EXISTS: SQLite would turn EXISTS into a join driven by
+                // the index, which is the plan this one is here to avoid.
+                select.append(" AND (SELECT 1 FROM events_text WHERE events_text MATCH ")
+                select.bind(.text(Self.ftsPhrase(text)))
+                select.append(" AND events_text.rowid = events.leaf_index) IS NOT NULL")
             case .sqlite:
-                // One FTS5 phrase: the words in order, quotes doubled.
                 select.append(" AND leaf_index IN (SELECT rowid FROM events_text WHERE events_text MATCH ")
-                select.bind(.text("\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""))
+                select.bind(.text(Self.ftsPhrase(text)))
                 select.append(")")
             case .postgres:
                 select.append(" AND body @@ phraseto_tsquery('simple', ")
