@@ -11,18 +11,7 @@ import Testing
         try? JSONDecoder().decode(AuditEvent.self, from: Data(text))
     }
 
-    private func fastPath(_ text: [UInt8]) -> AuditEvent? {
-        text.withUnsafeBufferPointer { buffer in
-            var reader = JSONReader(buffer)
-            do throws(JSONReader.Declined) {
-                let event = try AuditEvent(reading: &reader)
-                try reader.end()
-                return event
-            } catch {
-                return nil
-            }
-        }
-    }
+    private func fastPath(_ text: [UInt8]) -> AuditEvent? { AuditEvent.read(jsonLine: text) }
 
     private func sameAnswer(_ text: String, sourceLocation: SourceLocation = #_sourceLocation) {
         let bytes = Array(text.utf8)
@@ -35,16 +24,21 @@ import Testing
     }
 
     static func sample(_ variant: Int) -> AuditEvent {
-        var rng = SplitMix(seed: UInt64(variant))
-        func maybe<T>(_ value: @autoclosure () -> T) -> T? { rng.next() % 2 == 0 ? value() : nil }
+        // A small linear congruential sequence: the same variant number always builds the same event.
+        var state = UInt64(variant) &* 0x9E37_79B9_7F4A_7C15
+        func next() -> UInt64 {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return state >> 33
+        }
+        func maybe<T>(_ value: @autoclosure () -> T) -> T? { next() % 2 == 0 ? value() : nil }
         let texts = ["plain", "with \"quotes\" and \\ slashes /", "line\nbreak\ttab\r", "ünïcödé — 日本語 🙂", "\u{0001}\u{001F}\u{007F}", "", "a/b</script>"]
-        func text() -> String { texts[Int(rng.next() % UInt64(texts.count))] }
+        func text() -> String { texts[Int(next() % UInt64(texts.count))] }
         let calls = [AuditEvent.ToolCall(id: maybe("call_1"), name: "run", arguments: "{\"cmd\":\"ls -la\"}")]
         var event = AuditEvent(
             kind: [.llmRequest, .llmResponse, .integrityGap, .httpEgress][variant % 4], sessionID: "session-\(variant)", exchangeID: maybe("ex-\(variant)"),
             source: .init(
                 cluster: maybe("prod"), namespace: maybe("team-a"), pod: maybe("agent-0"), podUID: maybe("uid"), container: maybe("agent"),
-                node: maybe("node-1"), serviceAccount: maybe("agent"), initiator: maybe(text()), selfReported: rng.next() % 2 == 0),
+                node: maybe("node-1"), serviceAccount: maybe("agent"), initiator: maybe(text()), selfReported: next() % 2 == 0),
             http: maybe(.init(
                 method: "POST", upstream: maybe("openai"), path: "/v1/chat/completions", status: maybe(200), bytesIn: 1234, bytesOut: 99,
                 durationMicros: maybe(12_345), ttfbMicros: maybe(-1), requestSHA256: maybe("ab"), responseSHA256: maybe("cd"),
@@ -56,8 +50,8 @@ import Testing
                 usage: maybe(.init(inputTokens: maybe(10), outputTokens: maybe(0))))),
             content: maybe(.init(
                 messages: [.init(role: "system", content: text()), .init(role: "assistant", content: text(), name: maybe("bot"), toolCallID: maybe("t1"), toolCalls: maybe(calls))],
-                responseText: maybe(text()), toolCalls: rng.next() % 2 == 0 ? calls : [], inputCount: maybe(3), truncated: rng.next() % 2 == 0)),
-            findings: rng.next() % 2 == 0 ? [] : [.init(detector: "aws_access_key", direction: "request", fingerprint: "hmac-sha256:00", confidence: maybe("high"))],
+                responseText: maybe(text()), toolCalls: next() % 2 == 0 ? calls : [], inputCount: maybe(3), truncated: next() % 2 == 0)),
+            findings: next() % 2 == 0 ? [] : [.init(detector: "aws_access_key", direction: "request", fingerprint: "hmac-sha256:00", confidence: maybe("high"))],
             decision: maybe(.init(action: "allow", rules: ["r1"], approvalID: maybe("ap-1"), approvalOutcome: maybe("approved"), severity: maybe("high"), message: maybe(text()))),
             outcome: maybe(.completed),
             error: maybe(.init(type: "timeout", message: text())))
@@ -149,18 +143,5 @@ import Testing
         invalid[invalid.firstIndex(of: UInt8(ascii: "x"))!] = 0xff
         #expect((try? AuditEvent.decode(jsonLine: invalid)) == nil)
         #expect(self.fastPath(invalid) == nil)
-    }
-}
-
-/// A small deterministic generator, so a failing variant can be rebuilt by number.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { self.state = seed &+ 0x9E37_79B9_7F4A_7C15 }
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

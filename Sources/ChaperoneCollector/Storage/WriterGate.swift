@@ -1,6 +1,6 @@
 import NIOConcurrencyHelpers
 
-/// Lets one writer at a time into the database, in arrival order. (An actor alone would not do:
+/// Lets one task at a time use a connection (the writer, or one reader), in arrival order. (An actor alone would not do:
 /// it lets another call in at every `await` inside a transaction.)
 final class WriterGate: Sendable {
     private struct State {

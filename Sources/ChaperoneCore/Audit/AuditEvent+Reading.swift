@@ -11,7 +11,13 @@ extension AuditEvent {
     /// missing or null, unknown keys are ignored. `AuditEventReadingTests` holds the two to the
     /// same answers.
     public static func decode(jsonLine bytes: [UInt8], decoder: JSONDecoder = JSONDecoder()) throws -> AuditEvent {
-        let fast = bytes.withUnsafeBufferPointer { buffer -> AuditEvent? in
+        if let event = Self.read(jsonLine: bytes) { return event }
+        return try decoder.decode(AuditEvent.self, from: Data(bytes))
+    }
+
+    /// The hand-written reader alone: nil where it declines.
+    static func read(jsonLine bytes: [UInt8]) -> AuditEvent? {
+        bytes.withUnsafeBufferPointer { buffer in
             var reader = JSONReader(buffer)
             do throws(JSONReader.Declined) {
                 let event = try AuditEvent(reading: &reader)
@@ -21,8 +27,6 @@ extension AuditEvent {
                 return nil
             }
         }
-        if let fast { return fast }
-        return try decoder.decode(AuditEvent.self, from: Data(bytes))
     }
 
     init(reading r: inout JSONReader) throws(JSONReader.Declined) {
