@@ -98,8 +98,34 @@ public final class PostgresEngine: SQLDatabase {
             return try Self.values(rows)
         }
 
+        /// One statement whatever the number of rows: each column travels as one binary array
+        /// and `unnest` turns them back into rows. The text of the statement does not depend on
+        /// the row count, so the server parses and plans a short statement instead of thousands
+        /// of placeholders.
         func insert(_ insert: SQLInsert, rows: [[SQLValue]]) async throws {
-            try await self.insertMultiRow(insert, rows: rows, dialect: .postgres, maxRows: 500)
+            guard !rows.isEmpty else { return }
+            var bindings = PostgresBindings(capacity: insert.columns.count)
+            var selected: [String] = []
+            var arrays: [String] = []
+            var names: [String] = []
+            for (index, column) in insert.columns.enumerated() {
+                let values = rows.map { $0[index] }
+                // A column that is null in every row has no element type to send: it is a NULL
+                // literal, which the column's own type takes.
+                var name = "NULL"
+                if let array = ColumnArray(values: values) {
+                    try bindings.append(array)
+                    arrays.append("$\(arrays.count + 1)::\(array.element.name)[]")
+                    names.append("c\(index)")
+                    name = "u.c\(index)"
+                }
+                selected.append(insert.expressions[column].map { $0.replacingOccurrences(of: "?", with: name) } ?? name)
+            }
+            let sql = """
+                INSERT INTO \(insert.table) (\(insert.columns.joined(separator: ", "))) SELECT \(selected.joined(separator: ", ")) \
+                FROM unnest(\(arrays.joined(separator: ", "))) AS u(\(names.joined(separator: ", ")))\(insert.suffix)
+                """
+            _ = try await self.connection.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: self.logger).collect()
         }
 
         private static func values(_ rows: [PostgresRow]) throws -> [[SQLValue]] {
@@ -113,6 +139,78 @@ public final class PostgresEngine: SQLDatabase {
                     default: return .text(try cell.decode(String.self))
                     }
                 }
+            }
+        }
+    }
+}
+
+/// One column of an insert as a PostgreSQL array in the binary wire format (`int8[]`, `text[]`
+/// or `bytea[]`, nulls allowed), for `unnest`.
+struct ColumnArray: PostgresDynamicTypeEncodable {
+    enum Element {
+        case int8, text, bytea
+
+        var name: String {
+            switch self {
+            case .int8: "int8"
+            case .text: "text"
+            case .bytea: "bytea"
+            }
+        }
+    }
+
+    let values: [SQLValue]
+    let element: Element
+
+    /// Nil when every value is null.
+    init?(values: [SQLValue]) {
+        let element = values.lazy.compactMap { value -> Element? in
+            switch value {
+            case .integer: .int8
+            case .text, .utf8: .text
+            case .blob: .bytea
+            case .null: nil
+            }
+        }.first
+        guard let element else { return nil }
+        self.values = values
+        self.element = element
+    }
+
+    var psqlType: PostgresDataType {
+        switch self.element {
+        case .int8: .int8Array
+        case .text: .textArray
+        case .bytea: .byteaArray
+        }
+    }
+
+    var psqlFormat: PostgresFormat { .binary }
+
+    func encode<JSONEncoder: PostgresJSONEncoder>(into buffer: inout ByteBuffer, context: PostgresEncodingContext<JSONEncoder>) {
+        let elementOID: UInt32 = switch self.element {
+        case .int8: 20
+        case .text: 25
+        case .bytea: 17
+        }
+        buffer.writeInteger(Int32(1))  // dimensions
+        buffer.writeInteger(Int32(self.values.contains(.null) ? 1 : 0))
+        buffer.writeInteger(elementOID)
+        buffer.writeInteger(Int32(self.values.count))
+        buffer.writeInteger(Int32(1))  // lower bound
+        for value in self.values {
+            switch value {
+            case .null:
+                buffer.writeInteger(Int32(-1))
+            case .integer(let v):
+                buffer.writeInteger(Int32(8))
+                buffer.writeInteger(v)
+            case .text(let v):
+                buffer.writeInteger(Int32(v.utf8.count))
+                buffer.writeString(v)
+            case .utf8(let v), .blob(let v):
+                buffer.writeInteger(Int32(v.count))
+                buffer.writeBytes(v)
             }
         }
     }

@@ -48,34 +48,6 @@ public protocol SQLSession: Sendable {
     func insert(_ insert: SQLInsert, rows: [[SQLValue]]) async throws
 }
 
-extension SQLSession {
-    /// Multi-row `INSERT … VALUES (…), (…)` statements of up to `maxRows` rows.
-    func insertMultiRow(_ insert: SQLInsert, rows: [[SQLValue]], dialect: SQLDialect, maxRows: Int) async throws {
-        for chunk in rows.chunked(maxRows) {
-            var statement = SQLStatement(dialect, insert.head)
-            for (i, row) in chunk.enumerated() {
-                if i > 0 { statement.append(", ") }
-                statement.append("(")
-                for (j, value) in row.enumerated() {
-                    if j > 0 { statement.append(", ") }
-                    let column = insert.columns[j]
-                    if let expression = insert.expressions[column] {
-                        let parts = expression.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
-                        statement.append(String(parts[0]))
-                        statement.bind(value)
-                        statement.append(parts.count > 1 ? String(parts[1]) : "")
-                    } else {
-                        statement.bind(value)
-                    }
-                }
-                statement.append(")")
-            }
-            statement.append(insert.suffix)
-            _ = try await statement.run(on: self)
-        }
-    }
-}
-
 /// An `INSERT` of whole rows into one table.
 public struct SQLInsert: Sendable {
     var table: String
@@ -86,11 +58,10 @@ public struct SQLInsert: Sendable {
     /// After the values (`ON CONFLICT …`).
     var suffix = ""
 
-    var head: String { "INSERT INTO \(self.table) (\(self.columns.joined(separator: ", "))) VALUES " }
-
     /// The statement for one row with `?` parameters (SQLite).
     var singleRow: String {
-        self.head + "(" + self.columns.map { self.expressions[$0] ?? "?" }.joined(separator: ", ") + ")" + self.suffix
+        "INSERT INTO \(self.table) (\(self.columns.joined(separator: ", "))) VALUES ("
+            + self.columns.map { self.expressions[$0] ?? "?" }.joined(separator: ", ") + ")" + self.suffix
     }
 }
 
