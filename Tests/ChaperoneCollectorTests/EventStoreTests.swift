@@ -14,12 +14,12 @@ enum Backend: String, CaseIterable, CustomTestStringConvertible {
 
     static let postgresPort = Int(ProcessInfo.processInfo.environment["CHAPERONE_TEST_POSTGRES_PORT"] ?? "") ?? 55432
 
-    func open() async throws -> EventStore {
+    func open(textWindow: Int = 1_000) async throws -> EventStore {
         let logger = Logger(label: "test")
         switch self {
         case .sqlite:
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("chaperone-store-\(UUID().uuidString)").path
-            return EventStore(database: try await SQLiteEngine.open(directory: directory, durability: .full, logger: logger))
+            return EventStore(database: try await SQLiteEngine.open(directory: directory, durability: .full, logger: logger), textWindow: textWindow)
         case .postgres:
             var settings = CollectorConfiguration.Postgres()
             settings.host = "127.0.0.1"
@@ -37,7 +37,7 @@ enum Backend: String, CaseIterable, CustomTestStringConvertible {
             }
             try await admin.close()
             settings.database = name
-            return EventStore(database: try PostgresEngine.connect(settings, logger: logger))
+            return EventStore(database: try PostgresEngine.connect(settings, logger: logger), textWindow: textWindow)
         }
     }
 }
@@ -45,8 +45,8 @@ enum Backend: String, CaseIterable, CustomTestStringConvertible {
 @Suite struct EventStoreTests {
     let planner = LedgerPlanner(streamID: "collector-stream", identity: collectorIdentity)
 
-    func withStore(_ backend: Backend, _ body: (EventStore) async throws -> Void) async throws {
-        let store = try await backend.open()
+    func withStore(_ backend: Backend, textWindow: Int = 1_000, _ body: (EventStore) async throws -> Void) async throws {
+        let store = try await backend.open(textWindow: textWindow)
         do {
             try await store.prepare()
             try await store.prepare()  // migrations run once
@@ -140,6 +140,42 @@ enum Backend: String, CaseIterable, CustomTestStringConvertible {
             let leaves = try await store.leaves(from: 0, limit: 10).map(\.hash)
             #expect(second.rootHash == MerkleTree.root(leaves[...]))
             #expect(try signer.verifierKey.verify(note: second.note).size == 3)
+        }
+    }
+
+    /// A phrase search's first page is the newest by event time, also when the newest event
+    /// arrived first (a small window on SQLite makes the search prove its page, and grow when
+    /// it cannot).
+    @Test(arguments: Backend.allCases)
+    func phraseSearchReturnsTheNewestByTimeWhateverTheArrivalOrder(_ backend: Backend) async throws {
+        try await self.withStore(backend, textWindow: 4) { store in
+            var stream = SidecarStream()
+            var events: [ReceivedEvent] = []
+            for i in 0..<30 {
+                var event = stream.next(session: "s", text: i % 3 == 0 ? "open the vault door" : "close the window")
+                event.timeMicros = 1_000_000 + Int64(i) * 1_000
+                events.append(event)
+            }
+            events[0].timeMicros = 9_000_000  // stored first, newest by its clock
+            _ = try await store.append(IngestBatch(events: events, identity: agentIdentity, receivedMicros: 1), planner: self.planner)
+            let ids = events.map(\.event.eventID)
+
+            var query = EventQuery()
+            query.text = "vault door"
+            query.limit = 3
+            #expect(try await store.events(query).map(\.eventID) == [ids[0], ids[27], ids[24]])
+            query.limit = 20
+            #expect(try await store.events(query).map(\.eventID) == stride(from: 27, through: 3, by: -3).reduce(into: [ids[0]]) { $0.append(ids[$1]) })
+            query.text = "close the window"
+            query.limit = 3
+            #expect(try await store.events(query).map(\.eventID) == [ids[29], ids[28], ids[26]])
+            query.namespace = "agents"
+            #expect(try await store.events(query).map(\.eventID) == [ids[29], ids[28], ids[26]])
+            query.namespace = "elsewhere"
+            #expect(try await store.events(query).isEmpty)
+            query.namespace = nil
+            query.text = "no such phrase"
+            #expect(try await store.events(query).isEmpty)
         }
     }
 }

@@ -86,8 +86,12 @@ public final class EventStore: Sendable {
     /// Rows per multi-row INSERT (PostgreSQL allows 65,535 parameters per statement).
     private let rowsPerInsert = 500
 
-    public init(database: any SQLDatabase) {
+    /// Latest phrase matches read first for a newest-first search on SQLite (grows ×4 as needed).
+    let textWindow: Int
+
+    public init(database: any SQLDatabase, textWindow: Int = 1_000) {
         self.database = database
+        self.textWindow = textWindow
     }
 
     /// Creates or upgrades the schema.
@@ -276,6 +280,10 @@ public final class EventStore: Sendable {
 
     public func events(_ query: EventQuery) async throws -> [EventRow] {
         let textPlan = try await self.textPlan(query)
+        if textPlan == .fromIndex, self.dialect == .sqlite, case .newestFirst(before: nil) = query.order,
+           let rows = try await self.newestFromLatestMatches(query) {
+            return rows
+        }
         var select = SQLStatement(self.dialect, "SELECT \(Self.rowColumns) FROM events")
         self.filter(query, textPlan: textPlan, into: &select)
         switch query.order {
@@ -360,6 +368,53 @@ public final class EventStore: Sendable {
                 """, [.text(Self.ftsPhrase(text))])
         }
         return (rows.first?.first?.integer ?? 0) >= Int64(Self.denseTextMatches) ? .perEvent : .fromIndex
+    }
+
+    /// The first page, newest first, of events holding a phrase, found from the phrase's latest
+    /// matches in the index (a window of the highest leaf indexes) instead of all of them: FTS5
+    /// reads its matches newest-first and stops at the window. The page is proven, not guessed:
+    /// it stands when the window held every match, or when no event outside the window (an
+    /// older leaf) is newer by time than the page's last row — a late arrival would be, and then
+    /// the window grows. Nil sends the caller to the full match set.
+    private func newestFromLatestMatches(_ query: EventQuery) async throws -> [EventRow]? {
+        guard let text = query.text else { return nil }
+        let phrase = SQLValue.text(Self.ftsPhrase(text))
+        var others = query
+        others.text = nil
+        var window = self.textWindow
+        while window <= self.textWindow * 64 {
+            let latest = "SELECT MIN(rowid), COUNT(*) FROM (SELECT rowid FROM events_text WHERE events_text MATCH ? ORDER BY rowid DESC LIMIT \(window))"
+            let bound = try await self.database.reading { try await $0.run(latest, [phrase]) }
+            guard let oldest = bound.first?[0].integer, let matches = bound.first?[1].integer else { return [] }
+            var select = SQLStatement(self.dialect, "SELECT \(Self.rowColumns) FROM events")
+            self.filter(others, textPlan: .none, into: &select)
+            select.append(" AND leaf_index >= ")
+            select.bind(.integer(oldest))
+            select.append(" AND leaf_index IN (SELECT rowid FROM events_text WHERE events_text MATCH ")
+            select.bind(phrase)
+            select.append(" AND rowid >= ")
+            select.bind(.integer(oldest))
+            select.append(") ORDER BY time_us DESC, leaf_index DESC LIMIT ")
+            select.bind(.integer(Int64(query.limit)))
+            let page = select
+            let rows = try await self.database.reading { try await page.run(on: $0).compactMap(Self.eventRow) }
+            if matches < Int64(window) { return rows }  // the window is every match
+            if rows.count == query.limit, let last = rows.last {
+                var check = SQLStatement(self.dialect, "SELECT 1 FROM events")
+                self.filter(others, textPlan: .none, into: &check)
+                check.append(" AND time_us > ")
+                check.bind(.integer(last.timeMicros))
+                check.append(" AND leaf_index < ")
+                check.bind(.integer(oldest))
+                check.append(" AND (SELECT 1 FROM events_text WHERE events_text MATCH ")
+                check.bind(phrase)
+                check.append(" AND events_text.rowid = events.leaf_index) IS NOT NULL LIMIT 1")
+                let probe = check
+                if try await self.database.reading({ try await probe.run(on: $0) }).isEmpty { return rows }
+            }
+            window *= 4
+        }
+        return nil
     }
 
     /// One FTS5 phrase: the words in order, quotes doubled.
