@@ -11,21 +11,3 @@ public struct Chaperonectl: AsyncParsableCommand {
 
     public init() {}
 }
-
-extension Chaperonectl {
-    /// Parses the command line and runs the chosen subcommand, awaiting the asynchronous ones.
-    /// (Called from the executable; spelled out because overload resolution there picks
-    /// ParsableCommand's synchronous `main()`.)
-    public static func runFromCommandLine() async {
-        do {
-            var command = try Self.parseAsRoot()
-            if var asynchronous = command as? any AsyncParsableCommand {
-                try await asynchronous.run()
-            } else {
-                try command.run()
-            }
-        } catch {
-            Self.exit(withError: error)
-        }
-    }
-}

@@ -60,7 +60,7 @@ final class HeldDatabase: SQLDatabase {
             var event = events[0].event
             event.eventID = "poison"
             let line = event.canonicalJSON()
-            events[0] = ReceivedEvent(line: line, lineHash: Array(SHA256.hash(data: line)), event: event, timeMicros: events[0].timeMicros, lineNumber: 1)
+            events[0] = ReceivedEvent(line: line, lineHash: Array(SHA256.hash(data: line)), event: event, timeMicros: events[0].timeMicros)
         }
         return IngestBatch(events: events, identity: agentIdentity, receivedMicros: 1_800_000_000_000_000)
     }

@@ -26,7 +26,7 @@ struct SidecarStream {
         let line = event.canonicalJSON()
         let hash = Array(SHA256.hash(data: line))
         self.previous = hash.hexString
-        return ReceivedEvent(line: line, lineHash: hash, event: event, timeMicros: EventBatchParser.micros(rfc3339: event.time)!, lineNumber: Int(self.seq))
+        return ReceivedEvent(line: line, lineHash: hash, event: event, timeMicros: EventBatchParser.micros(rfc3339: event.time)!)
     }
 }
 

@@ -26,7 +26,7 @@ struct QueryEndpoints: Sendable {
     }
 
     private func guarded(_ request: Request, _ body: () async throws -> Response) async -> Response {
-        guard let token = APIResponse.bearerToken(request), self.readers.reader(for: token) != nil else {
+        guard let token = APIResponse.bearerToken(request), self.readers.accepts(token) else {
             let hint = self.readers.isEmpty ? "reading is disabled: set readers.tokens_file in the collector's configuration" : "send a reader token (chaperonectl --token-file)"
             return APIResponse.error(.unauthorized, code: "unauthenticated", hint, headers: [.wwwAuthenticate: "Bearer"])
         }

@@ -1,16 +1,15 @@
 import ChaperoneCore
-import Crypto
 import Foundation
 
 /// Bearer tokens allowed to read events, sessions and the log, from a file of lines
 /// `name: token` (or bare tokens; `#` starts a comment). Only SHA-256 digests are kept in
 /// memory, and comparison is by digest, so timing says nothing about a token's bytes.
 public struct ReaderTokens: Sendable {
-    private let digests: [String: String]
+    private let digests: Set<String>
 
-    public static let none = ReaderTokens(digests: [:])
+    public static let none = ReaderTokens(digests: [])
 
-    private init(digests: [String: String]) {
+    private init(digests: Set<String>) {
         self.digests = digests
     }
 
@@ -21,35 +20,27 @@ public struct ReaderTokens: Sendable {
         } catch {
             throw ConfigError(field: "readers.tokens_file", message: "cannot read \(file): \(error.localizedDescription)")
         }
-        var digests: [String: String] = [:]
+        var digests: Set<String> = []
         for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = raw.trimmingCharacters(in: .whitespaces)
             guard !line.isEmpty, !line.hasPrefix("#") else { continue }
-            let name: String
-            let token: String
-            if let colon = line.firstIndex(of: ":") {
-                name = line[..<colon].trimmingCharacters(in: .whitespaces)
-                token = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-            } else {
-                name = "reader-\(number + 1)"
-                token = line
-            }
+            // `name: token`; the name is for the people who keep the file.
+            let token = line.firstIndex(of: ":").map { line[line.index(after: $0)...].trimmingCharacters(in: .whitespaces) } ?? line
             guard token.count >= 16 else {
                 throw ConfigError(field: "readers.tokens_file", message: "\(file) line \(number + 1): tokens must be at least 16 characters")
             }
-            digests[Self.digest(token)] = name
+            digests.insert(Self.digest(token))
         }
         return ReaderTokens(digests: digests)
     }
 
     public var isEmpty: Bool { self.digests.isEmpty }
 
-    /// The reader's name if the token is one of ours.
-    public func reader(for token: String) -> String? {
-        self.digests[Self.digest(token)]
+    public func accepts(_ token: String) -> Bool {
+        self.digests.contains(Self.digest(token))
     }
 
     private static func digest(_ token: String) -> String {
-        SHA256.hash(data: Data(token.utf8)).hexString
+        CanonicalJSON.sha256Hex(Array(token.utf8))
     }
 }

@@ -83,17 +83,7 @@ extension CollectorConfiguration {
         }
         if let value = try node.duration("jwks_refresh_interval") { auth.jwksRefreshInterval = value }
         if let value = try node.duration("cache_ttl") { auth.cacheTTL = value }
-        if let kubernetes = try node.child("kubernetes") {
-            try kubernetes.rejectUnknownKeys(allowed: ["api_url", "token_file", "ca_file"])
-            if let value = try kubernetes.string("api_url") {
-                guard let url = URL(string: value), url.scheme == "https", url.host != nil else {
-                    throw ConfigError(field: kubernetes.field("api_url"), message: "'\(value)' is not an https URL")
-                }
-                auth.kubernetes.apiURL = value
-            }
-            if let value = try kubernetes.string("token_file") { auth.kubernetes.tokenFile = value }
-            if let value = try kubernetes.string("ca_file") { auth.kubernetes.caFile = value }
-        }
+        if let kubernetes = try node.child("kubernetes") { try kubernetes.kubernetesAPI(into: &auth.kubernetes) }
     }
 
     private static func storage(_ node: ConfigNode, into storage: inout Storage) throws(ConfigError) {

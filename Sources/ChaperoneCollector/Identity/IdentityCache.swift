@@ -22,6 +22,6 @@ final class IdentityCache: Sendable {
     }
 
     private static func key(_ token: String) -> String {
-        SHA256.hash(data: Data(token.utf8)).hexString
+        CanonicalJSON.sha256Hex(Array(token.utf8))
     }
 }

@@ -10,19 +10,16 @@ public struct ReceivedEvent: Sendable {
     public var event: AuditEvent
     /// The event's `time` in microseconds since the epoch.
     public var timeMicros: Int64
-    /// 1-based line number in the batch (for error reports).
-    public var lineNumber: Int
     /// `lineHash` in hex, as chains and the store write it.
     public var lineHashHex: String
     /// What the store indexes, read here so the writer does not.
     public var index: StoredRecord.IndexFields
 
-    public init(line: [UInt8], lineHash: [UInt8], event: AuditEvent, timeMicros: Int64, lineNumber: Int) {
+    public init(line: [UInt8], lineHash: [UInt8], event: AuditEvent, timeMicros: Int64) {
         self.line = line
         self.lineHash = lineHash
         self.event = event
         self.timeMicros = timeMicros
-        self.lineNumber = lineNumber
         self.lineHashHex = lineHash.hexString
         self.index = StoredRecord.IndexFields(event)
     }
@@ -89,7 +86,7 @@ enum EventBatchParser {
                 continue
             }
             parsed.events.append(ReceivedEvent(
-                line: line, lineHash: Array(SHA256.hash(data: line)), event: event, timeMicros: time, lineNumber: lineNumber))
+                line: line, lineHash: Array(SHA256.hash(data: line)), event: event, timeMicros: time))
         }
         guard nonEmpty > 0 else { throw .empty }
         return parsed

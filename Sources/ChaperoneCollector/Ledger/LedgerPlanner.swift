@@ -63,7 +63,8 @@ public struct LedgerPlanner: Sendable {
         self.identity = identity
     }
 
-    public static let zeroHash = String(repeating: "0", count: 64)
+    /// The `prev_hash` of a stream's first event.
+    public static let zeroHash = AuditTrail.genesisHash
 
     public func plan(_ batch: IngestBatch, state: LedgerState) -> LedgerPlan {
         var plan = LedgerPlan()

@@ -17,17 +17,7 @@ public final class StandardOutput: Sendable {
             bytes.append(0x0a)
         }
         self.lock.withLock {
-            bytes.withUnsafeBytes { buffer in
-                var offset = 0
-                while offset < buffer.count {
-                    let written = Foundation.write(1, buffer.baseAddress! + offset, buffer.count - offset)
-                    if written <= 0 {
-                        if errno == EINTR { continue }
-                        return
-                    }
-                    offset += written
-                }
-            }
+            _ = bytes.withUnsafeBytes { writeAll(STDOUT_FILENO, $0) }
         }
     }
 }

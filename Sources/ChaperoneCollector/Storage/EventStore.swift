@@ -83,8 +83,8 @@ public struct SessionSummary: Sendable, Equatable {
 public final class EventStore: Sendable {
     public let database: any SQLDatabase
     private var dialect: SQLDialect { self.database.dialect }
-    /// Rows per multi-row INSERT (PostgreSQL allows 65,535 parameters per statement).
-    private let rowsPerInsert = 500
+    /// Values per `IN (…)` list.
+    private let valuesPerList = 500
 
     /// Latest phrase matches read first for a newest-first search on SQLite (grows ×4 as needed).
     let textWindow: Int
@@ -134,7 +134,7 @@ public final class EventStore: Sendable {
     }
 
     private func readState(_ batches: [IngestBatch], planner: LedgerPlanner, _ session: any SQLSession) async throws -> LedgerState {
-        let next = try await session.run("SELECT COALESCE(MAX(leaf_index) + 1, 0) FROM log_leaves", []).first?.first?.integer ?? 0
+        let next = try await Self.nextLeaf(session)
         var streams: [String: StreamHead] = [:]
         var streamSet: Set<String> = [planner.streamID]
         var eventSet: Set<String> = []
@@ -145,7 +145,7 @@ public final class EventStore: Sendable {
             }
         }
         let streamIDs = Array(streamSet)
-        for chunk in streamIDs.chunked(self.rowsPerInsert) {
+        for chunk in streamIDs.chunked(self.valuesPerList) {
             var select = SQLStatement(self.dialect, "SELECT stream_id, last_seq, last_line_hash, pod_uid, namespace, pod FROM streams WHERE stream_id IN ")
             select.bindList(chunk.map { .text($0) })
             for row in try await select.run(on: session) {
@@ -154,7 +154,7 @@ public final class EventStore: Sendable {
             }
         }
         var stored: [String: String] = [:]
-        for chunk in Array(eventSet).chunked(self.rowsPerInsert) {
+        for chunk in Array(eventSet).chunked(self.valuesPerList) {
             var select = SQLStatement(self.dialect, "SELECT event_id, line_hash FROM events WHERE event_id IN ")
             select.bindList(chunk.map { .text($0) })
             for row in try await select.run(on: session) {
@@ -223,7 +223,11 @@ public final class EventStore: Sendable {
     // MARK: The log
 
     public func leafCount() async throws -> Int64 {
-        try await self.database.reading { try await $0.run("SELECT COALESCE(MAX(leaf_index) + 1, 0) FROM log_leaves", []).first?.first?.integer ?? 0 }
+        try await self.database.reading(Self.nextLeaf)
+    }
+
+    private static func nextLeaf(_ session: any SQLSession) async throws -> Int64 {
+        try await session.run("SELECT COALESCE(MAX(leaf_index) + 1, 0) FROM log_leaves", []).first?.first?.integer ?? 0
     }
 
     public func leaves(from start: Int64, limit: Int) async throws -> [LogLeaf] {
@@ -401,14 +405,12 @@ public final class EventStore: Sendable {
             if matches < Int64(window) { return rows }  // the window is every match
             if rows.count == query.limit, let last = rows.last {
                 var check = SQLStatement(self.dialect, "SELECT 1 FROM events")
-                self.filter(others, textPlan: .none, into: &check)
+                self.filter(query, textPlan: .perEvent, into: &check)
                 check.append(" AND time_us > ")
                 check.bind(.integer(last.timeMicros))
                 check.append(" AND leaf_index < ")
                 check.bind(.integer(oldest))
-                check.append(" AND (SELECT 1 FROM events_text WHERE events_text MATCH ")
-                check.bind(phrase)
-                check.append(" AND events_text.rowid = events.leaf_index) IS NOT NULL LIMIT 1")
+                check.append(" LIMIT 1")
                 let probe = check
                 if try await self.database.reading({ try await probe.run(on: $0) }).isEmpty { return rows }
             }
@@ -486,7 +488,7 @@ public final class EventStore: Sendable {
             select.bind(.integer(micros))
             select.append(" AND line IS NOT NULL")
             let leaves = try await select.run(on: session).compactMap { $0.first?.integer }
-            for chunk in leaves.chunked(self.rowsPerInsert) {
+            for chunk in leaves.chunked(self.valuesPerList) {
                 var update = SQLStatement(dialect, "UPDATE events SET line = NULL\(dialect == .postgres ? ", body = NULL" : "") WHERE leaf_index IN ")
                 update.bindList(chunk.map { .integer($0) })
                 _ = try await update.run(on: session)

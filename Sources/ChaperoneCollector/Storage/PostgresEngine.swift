@@ -157,6 +157,15 @@ struct ColumnArray: PostgresDynamicTypeEncodable {
             case .bytea: "bytea"
             }
         }
+
+        /// The element type's OID, and its array type.
+        var types: (element: UInt32, array: PostgresDataType) {
+            switch self {
+            case .int8: (20, .int8Array)
+            case .text: (25, .textArray)
+            case .bytea: (17, .byteaArray)
+            }
+        }
     }
 
     let values: [SQLValue]
@@ -177,25 +186,14 @@ struct ColumnArray: PostgresDynamicTypeEncodable {
         self.element = element
     }
 
-    var psqlType: PostgresDataType {
-        switch self.element {
-        case .int8: .int8Array
-        case .text: .textArray
-        case .bytea: .byteaArray
-        }
-    }
+    var psqlType: PostgresDataType { self.element.types.array }
 
     var psqlFormat: PostgresFormat { .binary }
 
     func encode<JSONEncoder: PostgresJSONEncoder>(into buffer: inout ByteBuffer, context: PostgresEncodingContext<JSONEncoder>) {
-        let elementOID: UInt32 = switch self.element {
-        case .int8: 20
-        case .text: 25
-        case .bytea: 17
-        }
         buffer.writeInteger(Int32(1))  // dimensions
         buffer.writeInteger(Int32(self.values.contains(.null) ? 1 : 0))
-        buffer.writeInteger(elementOID)
+        buffer.writeInteger(self.element.types.element)
         buffer.writeInteger(Int32(self.values.count))
         buffer.writeInteger(Int32(1))  // lower bound
         for value in self.values {

@@ -13,9 +13,9 @@ final class SQLiteLink: @unchecked Sendable {
     private var statements: [String: OpaquePointer] = [:]
     let path: String
 
-    init(path: String, readOnly: Bool = false) throws(StoreError) {
+    init(path: String) throws(StoreError) {
         self.path = path
-        let flags = (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX
+        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
         var handle: OpaquePointer?
         let status = sqlite_nio_sqlite3_open_v2(path, &handle, flags, nil)
         guard status == SQLITE_OK, let handle else {

@@ -44,7 +44,7 @@ extension AuditEvent {
             case "time": try once(&time, r.string())
             case "kind": try once(&kind, r.string())
             case "session_id": try once(&sessionID, r.string())
-            case "exchange_id": try once(&exchangeID, r.optional { r throws(JSONReader.Declined) in try r.string() })
+            case "exchange_id": try once(&exchangeID, optionalString(&r))
             case "source": try once(&source, Source(reading: &r))
             case "http": try once(&http, r.optional { r throws(JSONReader.Declined) in try HTTPExchange(reading: &r) })
             case "gen_ai": try once(&genAI, r.optional { r throws(JSONReader.Declined) in try GenAI(reading: &r) })

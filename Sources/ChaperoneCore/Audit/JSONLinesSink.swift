@@ -69,7 +69,7 @@ public final class JSONLinesSink: AuditSink, @unchecked Sendable {
 }
 
 /// Writes all of `bytes` to `fd`, retrying short writes and EINTR. Returns errno on failure.
-func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Int32? {
+package func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Int32? {
     guard let base = bytes.baseAddress else { return nil }
     var offset = 0
     while offset < bytes.count {

@@ -56,8 +56,8 @@ public struct ProxyConfiguration: Sendable, Equatable {
             guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
                 throw ConfigError(field: option, message: "'\(text)' is not HOST:PORT")
             }
-            let host = text[..<colon].filter { $0 != "[" && $0 != "]" }
-            self.init(host: host.isEmpty ? "0.0.0.0" : String(host), port: port)
+            let host = String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+            self.init(host: host.isEmpty ? "0.0.0.0" : host, port: port)
         }
     }
 

@@ -39,17 +39,7 @@ extension InjectorConfiguration {
                 throw ConfigError(field: tls.field("renew_before"), message: "must be shorter than serving_validity")
             }
         }
-        if let kubernetes = try top.child("kubernetes") {
-            try kubernetes.rejectUnknownKeys(allowed: ["api_url", "token_file", "ca_file"])
-            if let value = try kubernetes.string("api_url") {
-                guard let url = URL(string: value), url.scheme == "https", url.host != nil else {
-                    throw ConfigError(field: kubernetes.field("api_url"), message: "'\(value)' is not an https URL")
-                }
-                config.kubernetes.apiURL = value
-            }
-            if let value = try kubernetes.string("token_file") { config.kubernetes.tokenFile = value }
-            if let value = try kubernetes.string("ca_file") { config.kubernetes.caFile = value }
-        }
+        if let kubernetes = try top.child("kubernetes") { try kubernetes.kubernetesAPI(into: &config.kubernetes) }
         if let sidecar = try top.child("sidecar") { try Self.sidecar(sidecar, into: &config.sidecar) }
         return config
     }

@@ -1,3 +1,0 @@
-import ChaperoneControl
-
-await Chaperonectl.runFromCommandLine()
