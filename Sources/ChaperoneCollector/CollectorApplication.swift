@@ -105,7 +105,8 @@ public struct CollectorApplication: Sendable {
         let planner = LedgerPlanner(streamID: UUIDv7().description, identity: ownIdentity)
 
         let ingest = IngestEndpoint(
-            authenticator: authenticator, commits: GroupCommit(store: store, planner: planner, groupSizes: { _ in metrics.transaction() }), limits: config.limits,
+            authenticator: authenticator, commits: GroupCommit(store: store, planner: planner, groupSizes: { _ in metrics.transaction() }),
+            parsing: Turnstile(permits: IngestEndpoint.parsingSlots), limits: config.limits,
             tail: config.tail.enabled ? LiveTail(maxContentChars: config.tail.maxContentChars) : nil, output: output, metrics: metrics,
             logger: logger)
         let queries = QueryEndpoints(store: store, log: log, readers: readers, logger: logger)

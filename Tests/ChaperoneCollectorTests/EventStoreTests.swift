@@ -152,11 +152,10 @@ enum Backend: String, CaseIterable, CustomTestStringConvertible {
             var stream = SidecarStream()
             var events: [ReceivedEvent] = []
             for i in 0..<30 {
-                var event = stream.next(session: "s", text: i % 3 == 0 ? "open the vault door" : "close the window")
-                event.timeMicros = 1_000_000 + Int64(i) * 1_000
-                events.append(event)
+                let event = stream.next(session: "s", text: i % 3 == 0 ? "open the vault door" : "close the window")
+                events.append(event.at(micros: 1_000_000 + Int64(i) * 1_000))
             }
-            events[0].timeMicros = 9_000_000  // stored first, newest by its clock
+            events[0] = events[0].at(micros: 9_000_000)  // stored first, newest by its clock
             _ = try await store.append(IngestBatch(events: events, identity: agentIdentity, receivedMicros: 1), planner: self.planner)
             let ids = events.map(\.event.eventID)
 

@@ -72,8 +72,9 @@ let collectorIdentity = PodIdentity(namespace: "chaperone-system", serviceAccoun
     @Test func gapsBreaksAndReorderingBecomeChainedIntegrityEvents() {
         var stream = SidecarStream()
         let events = (0..<6).map { _ in stream.next() }
-        var tampered = events[5]
-        tampered.event.prevHash = String(repeating: "f", count: 64)
+        var forged = events[5].event
+        forged.prevHash = String(repeating: "f", count: 64)
+        let tampered = ReceivedEvent(line: events[5].line, lineHash: events[5].lineHash, event: forged, timeMicros: events[5].timeMicros)
         var state = self.empty()
         state.streams[stream.streamID] = StreamHead(lastSeq: 1, lastLineHash: events[0].lineHash.hexString, podUID: "uid-1")
         state.streams["collector-stream"] = StreamHead(lastSeq: 7, lastLineHash: String(repeating: "c", count: 64))
@@ -121,10 +122,11 @@ let collectorIdentity = PodIdentity(namespace: "chaperone-system", serviceAccoun
     @Test func recordHashesBindTheLineAndTheVerifiedIdentity() {
         var stream = SidecarStream()
         let plan = self.planner.plan(self.batch([stream.next()]), state: self.empty())
-        var record = plan.records[0]
-        let original = record.leafHash
-        record.stamp = StoredRecord.stamp(identity: collectorIdentity, receivedMicros: record.receivedMicros)
-        #expect(record.leafHash != original)
+        let record = plan.records[0]
+        let lineHash = [UInt8](hex: record.lineHash) ?? []
+        #expect(record.leafHash == LogRecord.leafHash(lineHash: lineHash, stamp: record.stamp))
+        let otherStamp = StoredRecord.stamp(identity: collectorIdentity, receivedMicros: record.receivedMicros)
+        #expect(LogRecord.leafHash(lineHash: lineHash, stamp: otherStamp) != record.leafHash)
     }
 }
 
@@ -164,5 +166,12 @@ let collectorIdentity = PodIdentity(namespace: "chaperone-system", serviceAccoun
         #expect(throws: GzipInflater.Failure.tooLarge) { try GzipInflater.inflate(compressed, limit: 4096) }
         #expect(throws: GzipInflater.Failure.self) { try GzipInflater.inflate(Array(compressed.prefix(compressed.count / 2)), limit: 1 << 20) }
         #expect(throws: GzipInflater.Failure.self) { try GzipInflater.inflate([0x1f, 0x8b, 0x08, 0x00, 0x01], limit: 100) }
+    }
+}
+
+extension ReceivedEvent {
+    /// The same event as if its clock had said `micros`.
+    func at(micros: Int64) -> ReceivedEvent {
+        ReceivedEvent(line: self.line, lineHash: self.lineHash, event: self.event, timeMicros: micros)
     }
 }

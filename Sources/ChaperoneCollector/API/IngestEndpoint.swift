@@ -12,11 +12,20 @@ struct IngestEndpoint: Sendable {
 
     let authenticator: any TokenAuthenticator
     let commits: GroupCommit
+    /// Inflating and parsing, a few batches at a time in arrival order (see `parsingSlots`).
+    let parsing: Turnstile
     let limits: CollectorConfiguration.Limits
     let tail: LiveTail?
     let output: StandardOutput
     let metrics: CollectorMetrics
     let logger: Logger
+
+    /// Batches inflated and parsed at once: one per core. If every request parsed at once, each
+    /// would take its share of every core, none would finish early, and the single writer would
+    /// wait for its next batch while sharing its core with all of them. In arrival order, a batch
+    /// is ready for the writer every few milliseconds. (This also bounds the inflated bodies held
+    /// in memory.)
+    static var parsingSlots: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
 
     func respond(to request: Request) async -> Response {
         let started = ContinuousClock.now
@@ -41,45 +50,26 @@ struct IngestEndpoint: Sendable {
             self.metrics.rejectedBatch(reason: "unsupported_encoding")
             return APIResponse.error(.unsupportedMediaType, code: "unsupported_encoding", "Content-Encoding \(encoding) is not supported; use gzip or none")
         }
-        var body: [UInt8]
+        let body: [UInt8]
         do {
-            let buffer = try await request.body.collect(upTo: self.limits.maxBatchBytes)
-            body = Array(buffer: buffer)
+            body = Array(buffer: try await request.body.collect(upTo: self.limits.maxBatchBytes))
         } catch {
             self.metrics.rejectedBatch(reason: "too_large")
             return APIResponse.error(.contentTooLarge, code: "batch_too_large", "the batch is larger than \(self.limits.maxBatchBytes) bytes; send smaller batches")
         }
-        if encoding != "identity" {
-            do throws(GzipInflater.Failure) {
-                body = try GzipInflater.inflate(body, limit: self.limits.maxInflatedBatchBytes)
-            } catch {
-                switch error {
-                case .tooLarge:
-                    self.metrics.rejectedBatch(reason: "too_large")
-                    return APIResponse.error(.contentTooLarge, code: "batch_too_large", "the batch inflates to more than \(self.limits.maxInflatedBatchBytes) bytes")
-                case .corrupt(let why):
-                    self.metrics.rejectedBatch(reason: "bad_gzip")
-                    return APIResponse.error(.badRequest, code: "bad_gzip", "the body is not valid gzip: \(why)")
-                }
-            }
-        }
+        let receivedMicros = EventStore.nowMicros()
         let parsed: EventBatchParser.Parsed
-        do throws(EventBatchParser.Failure) {
-            parsed = try EventBatchParser.parse(body, maxEvents: self.limits.maxBatchEvents, maxEventBytes: self.limits.maxEventBytes)
-        } catch {
-            switch error {
-            case .tooManyEvents(let limit):
-                self.metrics.rejectedBatch(reason: "too_many_events")
-                return APIResponse.error(.contentTooLarge, code: "too_many_events", "a batch holds at most \(limit) events")
-            case .empty:
-                self.metrics.rejectedBatch(reason: "empty")
-                return APIResponse.error(.badRequest, code: "empty_batch", "the batch has no event lines")
-            }
+        switch await self.parsing.run({ self.read(body, encoding: encoding) }) {
+        case .success(let batch):
+            parsed = batch
+        case .failure(let refusal):
+            self.metrics.rejectedBatch(reason: refusal.reason)
+            return APIResponse.error(refusal.status, code: refusal.code, refusal.message)
         }
 
         var plan = LedgerPlan()
         if !parsed.events.isEmpty {
-            let batch = IngestBatch(events: parsed.events, identity: identity, receivedMicros: EventStore.nowMicros())
+            let batch = IngestBatch(events: parsed.events, identity: identity, receivedMicros: receivedMicros)
             do {
                 plan = try await self.commits.append(batch)
             } catch {
@@ -122,6 +112,43 @@ struct IngestEndpoint: Sendable {
                         w.key("line") { $0.integer(rejection.line) }
                     }
                 }
+            }
+        }
+    }
+
+    /// A batch refused before storage: the metric's reason and the answer.
+    struct Refusal: Error {
+        var reason: String
+        var status: HTTPResponse.Status
+        var code: String
+        var message: String
+    }
+
+    /// Inflates and parses a body: the CPU-bound part of ingest, run `parsing`'s few at a time.
+    private func read(_ body: [UInt8], encoding: String) -> Result<EventBatchParser.Parsed, Refusal> {
+        var body = body
+        if encoding != "identity" {
+            do throws(GzipInflater.Failure) {
+                body = try GzipInflater.inflate(body, limit: self.limits.maxInflatedBatchBytes)
+            } catch {
+                switch error {
+                case .tooLarge:
+                    return .failure(Refusal(
+                        reason: "too_large", status: .contentTooLarge, code: "batch_too_large",
+                        message: "the batch inflates to more than \(self.limits.maxInflatedBatchBytes) bytes"))
+                case .corrupt(let why):
+                    return .failure(Refusal(reason: "bad_gzip", status: .badRequest, code: "bad_gzip", message: "the body is not valid gzip: \(why)"))
+                }
+            }
+        }
+        do throws(EventBatchParser.Failure) {
+            return .success(try EventBatchParser.parse(body, maxEvents: self.limits.maxBatchEvents, maxEventBytes: self.limits.maxEventBytes))
+        } catch {
+            switch error {
+            case .tooManyEvents(let limit):
+                return .failure(Refusal(reason: "too_many_events", status: .contentTooLarge, code: "too_many_events", message: "a batch holds at most \(limit) events"))
+            case .empty:
+                return .failure(Refusal(reason: "empty", status: .badRequest, code: "empty_batch", message: "the batch has no event lines"))
             }
         }
     }

@@ -3,17 +3,18 @@ import Crypto
 import Foundation
 
 /// One event line as received, checked and hashed; the line's bytes are kept exactly, because
-/// the next event's `prev_hash` is the hash of these bytes.
-public struct ReceivedEvent: Sendable {
-    public var line: [UInt8]
-    public var lineHash: [UInt8]
-    public var event: AuditEvent
+/// the next event's `prev_hash` is the hash of these bytes. Immutable, and shared rather than
+/// copied on its way through the queue, the planner and the writer.
+public final class ReceivedEvent: Sendable {
+    public let line: [UInt8]
+    public let lineHash: [UInt8]
+    public let event: AuditEvent
     /// The event's `time` in microseconds since the epoch.
-    public var timeMicros: Int64
+    public let timeMicros: Int64
     /// `lineHash` in hex, as chains and the store write it.
-    public var lineHashHex: String
+    public let lineHashHex: String
     /// What the store indexes, read here so the writer does not.
-    public var index: StoredRecord.IndexFields
+    public let index: StoredRecord.IndexFields
 
     public init(line: [UInt8], lineHash: [UInt8], event: AuditEvent, timeMicros: Int64) {
         self.line = line
@@ -40,7 +41,7 @@ public struct LineRejection: Sendable, Codable, Equatable {
 
 /// Splits a JSON-lines body into checked events and per-line rejections.
 enum EventBatchParser {
-    struct Parsed {
+    struct Parsed: Sendable {
         var events: [ReceivedEvent] = []
         var rejections: [LineRejection] = []
     }

@@ -2,28 +2,25 @@ import NIOConcurrencyHelpers
 
 /// Writes ingest batches to the store, several per transaction when they queue up.
 ///
-/// The first batch to arrive while nothing is being written leads: it takes every batch waiting
-/// (up to `maxEvents`) and stores them together in one transaction, so one commit and one sync to
-/// disk serve them all. Batches that arrive meanwhile wait; when the leader is done it wakes each
-/// of its group with its own answer and hands the lead to the oldest batch still waiting. Nothing
+/// Batches join a queue. One writer task drains it: it takes every batch waiting (up to
+/// `maxEvents`) and stores them together in one transaction, so one commit and one sync to disk
+/// serve them all, answers each with its own result, and goes straight on with whatever queued
+/// meanwhile. It runs on the store's writer thread where there is one, so the next transaction
+/// never waits for a free thread in Swift's shared pool (busy parsing the next batches). Nothing
 /// waits for company: an idle collector writes a lone batch at once, a busy one writes bigger
-/// transactions instead of queueing more of them.
+/// transactions instead of queueing more of them. The task ends when the queue is empty and the
+/// next batch starts another.
 ///
 /// A group is all or nothing; if one fails, its batches are written again one by one, so one
 /// bad batch never fails its neighbours.
 final class GroupCommit: Sendable {
-    private enum Turn {
-        case done(Result<LedgerPlan, any Error>)
-        case lead
-    }
-
     private struct Waiter {
         var batch: IngestBatch
-        var continuation: CheckedContinuation<Turn, Never>
+        var continuation: CheckedContinuation<Result<LedgerPlan, any Error>, Never>
     }
 
     private struct State {
-        var leading = false
+        var writing = false
         var waiting: [Waiter] = []
     }
 
@@ -45,43 +42,44 @@ final class GroupCommit: Sendable {
     var waitingCount: Int { self.state.withLockedValue { $0.waiting.count } }
 
     func append(_ batch: IngestBatch) async throws -> LedgerPlan {
-        let turn = await withCheckedContinuation { (continuation: CheckedContinuation<Turn, Never>) in
-            let lead = self.state.withLockedValue { state -> Bool in
-                if state.leading {
-                    state.waiting.append(Waiter(batch: batch, continuation: continuation))
-                    return false
-                }
-                state.leading = true
-                return true
+        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<LedgerPlan, any Error>, Never>) in
+            let startWriter = self.state.withLockedValue { state -> Bool in
+                state.waiting.append(Waiter(batch: batch, continuation: continuation))
+                defer { state.writing = true }
+                return !state.writing
             }
-            if lead { continuation.resume(returning: .lead) }
+            if startWriter {
+                Task(executorPreference: self.store.database.writerExecutor) { await self.drain() }
+            }
         }
-        switch turn {
-        case .done(let result):
-            return try result.get()
-        case .lead:
-            let followers = self.state.withLockedValue { state -> [Waiter] in
-                var events = batch.events.count
-                var taken = 0
-                while taken < state.waiting.count, events + state.waiting[taken].batch.events.count <= self.maxEvents {
-                    events += state.waiting[taken].batch.events.count
-                    taken += 1
-                }
-                defer { state.waiting.removeFirst(taken) }
-                return Array(state.waiting.prefix(taken))
+        return try result.get()
+    }
+
+    private func drain() async {
+        while let group = self.nextGroup() {
+            let results = await self.write(group.map(\.batch))
+            for (waiter, result) in zip(group, results) {
+                waiter.continuation.resume(returning: result)
             }
-            let results = await self.write([batch] + followers.map(\.batch))
-            for (follower, result) in zip(followers, results.dropFirst()) {
-                follower.continuation.resume(returning: .done(result))
+        }
+    }
+
+    /// The oldest waiting batches, as many as fit in `maxEvents` (at least one); nil, and the
+    /// writer stops, when none wait.
+    private func nextGroup() -> [Waiter]? {
+        self.state.withLockedValue { state -> [Waiter]? in
+            guard !state.waiting.isEmpty else {
+                state.writing = false
+                return nil
             }
-            self.state.withLockedValue { state in
-                if state.waiting.isEmpty {
-                    state.leading = false
-                } else {
-                    state.waiting.removeFirst().continuation.resume(returning: .lead)
-                }
+            var events = state.waiting[0].batch.events.count
+            var taken = 1
+            while taken < state.waiting.count, events + state.waiting[taken].batch.events.count <= self.maxEvents {
+                events += state.waiting[taken].batch.events.count
+                taken += 1
             }
-            return try results[0].get()
+            defer { state.waiting.removeFirst(taken) }
+            return Array(state.waiting.prefix(taken))
         }
     }
 

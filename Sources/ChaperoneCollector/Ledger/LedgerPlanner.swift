@@ -31,11 +31,24 @@ extension LedgerState {
     }
 }
 
-/// A batch as it arrives: events and the verified identity of their sender.
+/// A batch as it arrives: events and the verified identity of their sender, with the stamp its
+/// events are stored under and each one's leaf in the log, computed here so the single writer
+/// does not.
 public struct IngestBatch: Sendable {
-    public var events: [ReceivedEvent]
-    public var identity: PodIdentity
-    public var receivedMicros: Int64
+    public let events: [ReceivedEvent]
+    public let identity: PodIdentity
+    public let receivedMicros: Int64
+    public let stamp: [UInt8]
+    public let leafHashes: [[UInt8]]
+
+    public init(events: [ReceivedEvent], identity: PodIdentity, receivedMicros: Int64) {
+        self.events = events
+        self.identity = identity
+        self.receivedMicros = receivedMicros
+        let stamp = StoredRecord.stamp(identity: identity, receivedMicros: receivedMicros)
+        self.stamp = stamp
+        self.leafHashes = events.map { LogRecord.leafHash(lineHash: $0.lineHash, stamp: stamp) }
+    }
 }
 
 /// What to write for a batch, and what to answer.
@@ -73,62 +86,59 @@ public struct LedgerPlanner: Sendable {
         var seenInBatch: [String: String] = [:]
         var reportedIdentity: Set<String> = []
         var integrityEvents: [AuditEvent] = []
-        let stamp = StoredRecord.stamp(identity: batch.identity, receivedMicros: batch.receivedMicros)
-
-        for received in batch.events {
-            let event = received.event
+        for (received, leafHash) in zip(batch.events, batch.leafHashes) {
             let lineHash = received.lineHashHex
-            if let stored = state.storedLineHashes[event.eventID] ?? seenInBatch[event.eventID] {
-                plan.duplicates.append(event.eventID)
+            if let stored = state.storedLineHashes[received.event.eventID] ?? seenInBatch[received.event.eventID] {
+                plan.duplicates.append(received.event.eventID)
                 if stored != lineHash {
                     var detail = AuditEvent.Integrity(
-                        streamID: event.streamID, eventID: event.eventID,
-                        message: "event \(event.eventID) arrived again with different content; the first copy is kept")
-                    detail.receivedSeq = UInt64(event.seq)
+                        streamID: received.event.streamID, eventID: received.event.eventID,
+                        message: "event \(received.event.eventID) arrived again with different content; the first copy is kept")
+                    detail.receivedSeq = UInt64(received.event.seq)
                     integrityEvents.append(self.finding(.integrityDuplicateConflict, detail))
                 }
                 continue
             }
-            seenInBatch[event.eventID] = lineHash
-            let seq = Int64(event.seq)
+            seenInBatch[received.event.eventID] = lineHash
+            let seq = Int64(received.event.seq)
 
             // Identity: what the sender says about itself against what its token proves.
-            if event.source.selfReported {
-                let fields = batch.identity.contradictions(of: event.source)
-                if !fields.isEmpty, reportedIdentity.insert(event.streamID).inserted {
+            if received.event.source.selfReported {
+                let fields = batch.identity.contradictions(of: received.event.source)
+                if !fields.isEmpty, reportedIdentity.insert(received.event.streamID).inserted {
                     var detail = AuditEvent.Integrity(
-                        streamID: event.streamID, eventID: event.eventID,
+                        streamID: received.event.streamID, eventID: received.event.eventID,
                         message: "self-reported \(fields.joined(separator: ", ")) differ from the verified token; the verified identity is stored")
                     detail.fields = fields
-                    detail.claimed = event.source
+                    detail.claimed = received.event.source
                     detail.verified = batch.identity.source
                     integrityEvents.append(self.finding(.integrityIdentityMismatch, detail))
                 }
             }
 
             // The stream's chain.
-            if let head = heads[event.streamID] {
-                if let bound = head.podUID, let now = batch.identity.podUID, bound != now, reportedIdentity.insert(event.streamID).inserted {
+            if let head = heads[received.event.streamID] {
+                if let bound = head.podUID, let now = batch.identity.podUID, bound != now, reportedIdentity.insert(received.event.streamID).inserted {
                     var detail = AuditEvent.Integrity(
-                        streamID: event.streamID, eventID: event.eventID,
+                        streamID: received.event.streamID, eventID: received.event.eventID,
                         message: "stream was first seen from pod uid \(bound) and now arrives from pod uid \(now)")
                     detail.fields = ["pod_uid"]
                     detail.verified = batch.identity.source
                     integrityEvents.append(self.finding(.integrityIdentityMismatch, detail))
                 }
                 if seq == head.lastSeq + 1 {
-                    if event.prevHash != head.lastLineHash {
+                    if received.event.prevHash != head.lastLineHash {
                         var detail = AuditEvent.Integrity(
-                            streamID: event.streamID, eventID: event.eventID,
+                            streamID: received.event.streamID, eventID: received.event.eventID,
                             message: "prev_hash of seq \(seq) is not the hash of seq \(head.lastSeq): an event was altered, replaced or forged")
                         detail.receivedSeq = UInt64(seq)
                         detail.expectedPrevHash = head.lastLineHash
-                        detail.receivedPrevHash = event.prevHash
+                        detail.receivedPrevHash = received.event.prevHash
                         integrityEvents.append(self.finding(.integrityChainBreak, detail))
                     }
                 } else if seq > head.lastSeq + 1 {
                     var detail = AuditEvent.Integrity(
-                        streamID: event.streamID, eventID: event.eventID,
+                        streamID: received.event.streamID, eventID: received.event.eventID,
                         message: "events \(head.lastSeq + 1)...\(seq - 1) of the stream never arrived")
                     detail.expectedSeq = UInt64(head.lastSeq + 1)
                     detail.receivedSeq = UInt64(seq)
@@ -137,7 +147,7 @@ public struct LedgerPlanner: Sendable {
                     integrityEvents.append(self.finding(.integrityGap, detail))
                 } else {
                     var detail = AuditEvent.Integrity(
-                        streamID: event.streamID, eventID: event.eventID,
+                        streamID: received.event.streamID, eventID: received.event.eventID,
                         message: "seq \(seq) arrived after seq \(head.lastSeq): late, or a sequence number used twice")
                     detail.expectedSeq = UInt64(head.lastSeq + 1)
                     detail.receivedSeq = UInt64(seq)
@@ -145,35 +155,35 @@ public struct LedgerPlanner: Sendable {
                 }
             } else if seq != 1 {
                 var detail = AuditEvent.Integrity(
-                    streamID: event.streamID, eventID: event.eventID,
+                    streamID: received.event.streamID, eventID: received.event.eventID,
                     message: "stream first seen at seq \(seq): events 1...\(seq - 1) never arrived")
                 detail.expectedSeq = 1
                 detail.receivedSeq = UInt64(seq)
                 detail.missingFrom = 1
                 detail.missingTo = UInt64(seq - 1)
                 integrityEvents.append(self.finding(.integrityGap, detail))
-            } else if event.prevHash != Self.zeroHash {
+            } else if received.event.prevHash != Self.zeroHash {
                 var detail = AuditEvent.Integrity(
-                    streamID: event.streamID, eventID: event.eventID, message: "seq 1 of a stream must have a prev_hash of 64 zeros")
+                    streamID: received.event.streamID, eventID: received.event.eventID, message: "seq 1 of a stream must have a prev_hash of 64 zeros")
                 detail.receivedSeq = 1
                 detail.expectedPrevHash = Self.zeroHash
-                detail.receivedPrevHash = event.prevHash
+                detail.receivedPrevHash = received.event.prevHash
                 integrityEvents.append(self.finding(.integrityChainBreak, detail))
             }
-            if seq > heads[event.streamID]?.lastSeq ?? 0 {
-                let previous = heads[event.streamID]
-                heads[event.streamID] = StreamHead(
+            if seq > heads[received.event.streamID]?.lastSeq ?? 0 {
+                let previous = heads[received.event.streamID]
+                heads[received.event.streamID] = StreamHead(
                     lastSeq: seq, lastLineHash: lineHash, podUID: previous?.podUID ?? batch.identity.podUID,
                     namespace: previous?.namespace ?? batch.identity.namespace, pod: previous?.pod ?? batch.identity.pod)
-                plan.streamHeads[event.streamID] = heads[event.streamID]
+                plan.streamHeads[received.event.streamID] = heads[received.event.streamID]
             }
 
             plan.records.append(StoredRecord(
-                leafIndex: next, eventID: event.eventID, streamID: event.streamID, seq: seq, prevHash: event.prevHash,
+                leafIndex: next, eventID: received.event.eventID, streamID: received.event.streamID, seq: seq, prevHash: received.event.prevHash,
                 lineHash: lineHash, timeMicros: received.timeMicros, receivedMicros: batch.receivedMicros,
-                kind: event.kind.rawValue, sessionID: event.sessionID, exchangeID: event.exchangeID, identity: batch.identity,
-                stamp: stamp, line: received.line, index: received.index))
-            plan.accepted.append(event.eventID)
+                kind: received.event.kind.rawValue, sessionID: received.event.sessionID, exchangeID: received.event.exchangeID, identity: batch.identity,
+                stamp: batch.stamp, leafHash: leafHash, line: received.line, index: received.index))
+            plan.accepted.append(received.event.eventID)
             next += 1
         }
 
@@ -195,7 +205,7 @@ public struct LedgerPlanner: Sendable {
                     leafIndex: next, eventID: event.eventID, streamID: self.streamID, seq: head.lastSeq, prevHash: event.prevHash,
                     lineHash: head.lastLineHash, timeMicros: batch.receivedMicros, receivedMicros: batch.receivedMicros,
                     kind: event.kind.rawValue, sessionID: event.sessionID, exchangeID: nil, identity: self.identity,
-                    stamp: ownStamp, line: line, index: .init(event)))
+                    stamp: ownStamp, leafHash: LogRecord.leafHash(lineHash: lineHash, stamp: ownStamp), line: line, index: .init(event)))
                 plan.findings.append(event)
                 next += 1
             }

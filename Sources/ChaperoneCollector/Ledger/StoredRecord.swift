@@ -21,6 +21,8 @@ public struct StoredRecord: Sendable, Equatable {
     public var identity: PodIdentity
     /// Canonical JSON of the verified identity and arrival time.
     public var stamp: [UInt8]
+    /// The record's leaf in the Merkle log (RFC 6962 hash of the line's hash and the stamp).
+    public var leafHash: [UInt8]
     public var line: [UInt8]
     public var index: IndexFields
 
@@ -36,8 +38,6 @@ public struct StoredRecord: Sendable, Equatable {
         /// What the live tail shows: the last prompt message, the answer, or the finding.
         public var preview: String = ""
     }
-
-    public var leafHash: [UInt8] { LogRecord.leafHash(lineHash: [UInt8](hex: self.lineHash) ?? [], stamp: self.stamp) }
 
     static func stamp(identity: PodIdentity, receivedMicros: Int64) -> [UInt8] {
         var w = CanonicalJSONWriter()

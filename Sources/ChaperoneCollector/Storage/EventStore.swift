@@ -166,30 +166,31 @@ public final class EventStore: Sendable {
 
     private func write(_ plans: [LedgerPlan], _ receivedMicros: [Int64], _ session: any SQLSession) async throws {
         let dialect = self.dialect
-        let records = plans.lazy.flatMap(\.records)
         var events = SQLInsert(table: "events", columns: Schema.eventColumns)
         if dialect == .postgres {
             events.columns.append("body")
             events.expressions["body"] = "to_tsvector('simple', ?)"
         }
-        try await session.insert(events, rows: Array(records.map { r in
-            var row: [SQLValue] = [
-                .integer(r.leafIndex), .text(r.eventID), .text(r.streamID), .integer(r.seq), .text(r.prevHash), .text(r.lineHash),
-                .integer(r.timeMicros), .integer(r.receivedMicros), .text(r.kind), .text(r.sessionID), SQLValue(r.exchangeID),
-                .text(r.identity.namespace), SQLValue(r.identity.pod), .text(r.identity.serviceAccount), SQLValue(r.identity.node),
-                SQLValue(r.index.model), SQLValue(r.index.outcome), SQLValue(r.index.action), SQLValue(r.index.status.map(Int64.init)),
-                .utf8(r.stamp), .utf8(r.line),
-            ]
-            if dialect == .postgres { row.append(.text(r.index.text)) }
-            return row
-        }))
+        try await session.insert(events, rows: plans.flatMap { plan in
+            plan.records.map { r in
+                var row: [SQLValue] = [
+                    .integer(r.leafIndex), .text(r.eventID), .text(r.streamID), .integer(r.seq), .text(r.prevHash), .text(r.lineHash),
+                    .integer(r.timeMicros), .integer(r.receivedMicros), .text(r.kind), .text(r.sessionID), SQLValue(r.exchangeID),
+                    .text(r.identity.namespace), SQLValue(r.identity.pod), .text(r.identity.serviceAccount), SQLValue(r.identity.node),
+                    SQLValue(r.index.model), SQLValue(r.index.outcome), SQLValue(r.index.action), SQLValue(r.index.status.map(Int64.init)),
+                    .utf8(r.stamp), .utf8(r.line),
+                ]
+                if dialect == .postgres { row.append(.text(r.index.text)) }
+                return row
+            }
+        })
         try await session.insert(
             SQLInsert(table: "log_leaves", columns: ["leaf_index", "leaf_hash", "event_id"]),
-            rows: Array(records.map { [.integer($0.leafIndex), .blob($0.leafHash), .text($0.eventID)] }))
+            rows: plans.flatMap { $0.records.map { [.integer($0.leafIndex), .blob($0.leafHash), .text($0.eventID)] } })
         if dialect == .sqlite {
             try await session.insert(
                 SQLInsert(table: "events_text", columns: ["rowid", "body"]),
-                rows: Array(records.filter { !$0.index.text.isEmpty }.map { [.integer($0.leafIndex), .text($0.index.text)] }))
+                rows: plans.flatMap { $0.records.compactMap { $0.index.text.isEmpty ? nil : [.integer($0.leafIndex), .text($0.index.text)] } })
         }
         // One row per (event, detector, direction): the table's key.
         struct FindingRow: Hashable {
@@ -198,8 +199,10 @@ public final class EventStore: Sendable {
             var direction: String
         }
         var findings = Set<FindingRow>()
-        for r in records {
-            for finding in r.index.findings { findings.insert(FindingRow(leaf: r.leafIndex, detector: finding.detector, direction: finding.direction)) }
+        for plan in plans {
+            for r in plan.records where !r.index.findings.isEmpty {
+                for finding in r.index.findings { findings.insert(FindingRow(leaf: r.leafIndex, detector: finding.detector, direction: finding.direction)) }
+            }
         }
         try await session.insert(
             SQLInsert(table: "findings", columns: ["leaf_index", "detector", "direction"]),

@@ -11,7 +11,7 @@ public final class PostgresEngine: SQLDatabase {
     public let dialect = SQLDialect.postgres
     private let client: PostgresClient
     private let runner: Task<Void, Never>
-    private let gate = WriterGate()
+    private let gate = Turnstile()
     private let logger: Logger
     /// Any 64-bit number that no other application sharing the database uses for advisory locks.
     static let writerLockKey: Int64 = 0x6368_6170_6572_6f6e

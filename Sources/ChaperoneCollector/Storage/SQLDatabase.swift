@@ -75,6 +75,13 @@ public protocol SQLDatabase: Sendable {
     /// Bytes on disk (database files, or the PostgreSQL database).
     func storageBytes() async throws -> Int64
     func close() async throws
+    /// Where `writing` runs its transactions, if on an executor of its own: work that leads
+    /// into a transaction starts there to save a hop.
+    var writerExecutor: (any TaskExecutor)? { get }
+}
+
+extension SQLDatabase {
+    public var writerExecutor: (any TaskExecutor)? { nil }
 }
 
 /// Builds a statement and its parameters together, numbering placeholders for the dialect.

@@ -12,13 +12,14 @@ public final class SQLiteEngine: SQLDatabase {
     public let dialect = SQLDialect.sqlite
     private let writer: SQLiteLink
     private let writerThread: DedicatedThread
-    private let readers: [(link: SQLiteLink, gate: WriterGate)]
+    private let readers: [(link: SQLiteLink, gate: Turnstile)]
     private let readerThreads: NIOThreadPool
     private let checkpointer: SQLiteLink
     private let checkpoints: Task<Void, Never>
-    private let gate = WriterGate()
+    private let gate = Turnstile()
     private let nextReader = NIOLockedCounter()
     public let path: String
+    public var writerExecutor: (any TaskExecutor)? { self.writerThread }
 
     public static func open(directory: String, durability: CollectorConfiguration.Storage.Durability, logger: Logger) async throws -> SQLiteEngine {
         do {
@@ -30,15 +31,15 @@ public final class SQLiteEngine: SQLDatabase {
         let writer = try SQLiteLink(path: path)
         let synchronous = durability == .full ? "FULL" : "NORMAL"
         try writer.execute("""
-            PRAGMA journal_mode = WAL; PRAGMA synchronous = \(synchronous); PRAGMA busy_timeout = 10000;
-            PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY; PRAGMA secure_delete = OFF;
+            PRAGMA page_size = 16384; PRAGMA journal_mode = WAL; PRAGMA synchronous = \(synchronous); PRAGMA busy_timeout = 10000;
+            PRAGMA cache_size = -262144; PRAGMA temp_store = MEMORY; PRAGMA secure_delete = OFF;
             PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;
             """)
-        var readers: [(link: SQLiteLink, gate: WriterGate)] = []
+        var readers: [(link: SQLiteLink, gate: Turnstile)] = []
         for _ in 0..<2 {
             let reader = try SQLiteLink(path: path)
             try reader.execute("PRAGMA busy_timeout = 10000; PRAGMA cache_size = -32768; PRAGMA query_only = 1;")
-            readers.append((reader, WriterGate()))
+            readers.append((reader, Turnstile()))
         }
         let checkpointer = try SQLiteLink(path: path)
         try checkpointer.execute("PRAGMA busy_timeout = 10000")
@@ -48,7 +49,7 @@ public final class SQLiteEngine: SQLDatabase {
     }
 
     private init(
-        path: String, writer: SQLiteLink, readers: [(link: SQLiteLink, gate: WriterGate)], checkpointer: SQLiteLink, readerThreads: NIOThreadPool,
+        path: String, writer: SQLiteLink, readers: [(link: SQLiteLink, gate: Turnstile)], checkpointer: SQLiteLink, readerThreads: NIOThreadPool,
         logger: Logger
     ) {
         self.path = path
@@ -68,7 +69,7 @@ public final class SQLiteEngine: SQLDatabase {
     /// copies never block the writer; when the log has grown past `walLimitBytes` because the
     /// writer never paused, one copy waits for a moment between transactions and starts the log
     /// afresh.
-    private static func checkpointLoop(_ link: SQLiteLink, path: String, threads: NIOThreadPool, writerGate: WriterGate, logger: Logger) async {
+    private static func checkpointLoop(_ link: SQLiteLink, path: String, threads: NIOThreadPool, writerGate: Turnstile, logger: Logger) async {
         while !Task.isCancelled {
             try? await Task.sleep(for: .seconds(1))
             guard !Task.isCancelled else { return }

@@ -4,8 +4,8 @@
 enum Schema {
     static func migrations(_ dialect: SQLDialect) -> [(version: Int, statements: [String])] {
         switch dialect {
-        case .sqlite: [(1, Self.sqliteV1)]
-        case .postgres: [(1, Self.postgresV1), (2, Self.postgresV2)]
+        case .sqlite: [(1, Self.sqliteV1), (2, Self.unusedStreamIndex)]
+        case .postgres: [(1, Self.postgresV1), (2, Self.postgresV2), (3, Self.unusedStreamIndex)]
         }
     }
 
@@ -56,6 +56,10 @@ enum Schema {
         "CREATE TABLE checkpoints (tree_size INTEGER PRIMARY KEY, root_hash BLOB NOT NULL, note TEXT NOT NULL, frontier BLOB NOT NULL, created_us INTEGER NOT NULL)",
         "CREATE VIRTUAL TABLE events_text USING fts5 (body, content='', contentless_delete=1)",
     ]
+
+    /// No query reads events by stream and sequence (the planner keeps stream heads in
+    /// `streams`); the index only cost every insert.
+    private static let unusedStreamIndex = ["DROP INDEX IF EXISTS events_stream_seq"]
 
     /// Event rows pass PostgreSQL's 2 KB TOAST threshold; lz4 compresses them several times
     /// faster than the default pglz (about a tenth of the ingest cost). Servers without lz4
