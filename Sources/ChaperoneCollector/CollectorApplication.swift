@@ -167,7 +167,7 @@ public struct CollectorApplication: Sendable {
 }
 
 /// Start-up work that may have to wait (schema, keys), then the periodic jobs: checkpoints,
-/// retention, the storage-size gauge and the JWKS refresh.
+/// retention, the storage-size gauge, the JWKS refresh and (PostgreSQL) the search indexer.
 struct BackgroundWork: Service {
     let configuration: CollectorConfiguration
     let store: EventStore
@@ -197,7 +197,11 @@ struct BackgroundWork: Service {
             } }
             group.addTask { await self.every(15, "storage.size_failed") {
                 self.metrics.storage(bytes: try await self.store.database.storageBytes())
+                self.metrics.searchBacklog(events: try await self.store.queuedTextCount())
             } }
+            if self.store.database.dialect == .postgres {
+                group.addTask { await self.indexText() }
+            }
             if self.configuration.retention.contentDays > 0 {
                 let days = self.configuration.retention.contentDays
                 group.addTask { await self.every(self.configuration.retention.interval.timeInterval, "retention.failed") {
@@ -208,6 +212,27 @@ struct BackgroundWork: Service {
             }
             if let jwks = self.jwks {
                 group.addTask { await cancelWhenGracefulShutdown { await jwks.run() } }
+            }
+        }
+    }
+
+    /// PostgreSQL: moves stored events' text into the search index beside the writer, as fast as
+    /// it is queued, pausing a moment when there is none (or the database failed).
+    private func indexText() async {
+        while !Task.isCancelled {
+            var indexed = 0
+            do {
+                indexed = try await self.store.indexPendingText()
+            } catch {
+                self.logger.error("search.index_failed", metadata: ["error": "\(error)"])
+            }
+            if indexed < EventStore.textBatch {
+                let pause = indexed > 0 ? 20 : 200
+                do {
+                    try await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(pause)) }
+                } catch {
+                    return
+                }
             }
         }
     }

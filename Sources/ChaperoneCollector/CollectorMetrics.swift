@@ -11,6 +11,7 @@ public struct CollectorMetrics: Sendable {
     private let batchDuration: DurationHistogram
     private let storageBytes: Gauge
     private let treeSize: Gauge
+    private let searchBacklog: Gauge
     private let counters = NIOLockedValueBox([String: Counter]())
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
@@ -27,6 +28,8 @@ public struct CollectorMetrics: Sendable {
                       .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5)])
         self.storageBytes = registry.makeGauge(descriptor: Self.descriptor("storage", unit: "bytes", "Size of the database on disk."))
         self.treeSize = registry.makeGauge(descriptor: Self.descriptor("log_tree_size", unit: "", "Leaves covered by the latest signed checkpoint."))
+        self.searchBacklog = registry.makeGauge(
+            descriptor: Self.descriptor("search_backlog", unit: "events", "Stored events whose text is not yet in the search index (PostgreSQL; always 0 on SQLite)."))
     }
 
     private static func descriptor(_ name: String, unit: String, _ help: String) -> MetricNameDescriptor {
@@ -63,6 +66,7 @@ public struct CollectorMetrics: Sendable {
 
     func storage(bytes: Int64) { self.storageBytes.set(Double(bytes)) }
     func checkpoint(size: Int64) { self.treeSize.set(Double(size)) }
+    func searchBacklog(events: Int64) { self.searchBacklog.set(Double(events)) }
 
     private func counter(_ name: String, help: String, label: (String, String)) -> Counter {
         self.counters.withLockedValue { counters in

@@ -119,6 +119,43 @@ enum Backend: String, CaseIterable, CustomTestStringConvertible {
         }
     }
 
+    /// PostgreSQL queues stored text and indexes it beside the writer; a search first indexes
+    /// what is queued, so it never misses an event stored before it. SQLite indexes in the
+    /// writer's transaction and queues nothing.
+    @Test(arguments: Backend.allCases)
+    func storedTextIsSearchableWhetherOrNotTheIndexerHasRun(_ backend: Backend) async throws {
+        try await self.withStore(backend) { store in
+            var stream = SidecarStream()
+            let texts = ["rotate the deploy key", "write the changelog", "rotate the signing key"]
+            for text in texts {
+                _ = try await store.append(IngestBatch(events: [stream.next(session: "s", text: text)], identity: agentIdentity, receivedMicros: 1),
+                                           planner: self.planner)
+            }
+            let queued = backend == .postgres ? 3 : 0
+            #expect(try await store.queuedTextCount() == Int64(queued))
+            #expect(try await store.indexPendingText() == queued)
+            #expect(try await store.queuedTextCount() == 0)
+            #expect(try await store.indexPendingText() == 0)
+            var query = EventQuery()
+            query.text = "rotate the"
+            #expect(try await store.events(query).count == 2)
+
+            // Stored after the indexer's last run: the search indexes it first.
+            _ = try await store.append(IngestBatch(events: [stream.next(session: "t", text: "rotate the root password")], identity: agentIdentity,
+                                                   receivedMicros: 2), planner: self.planner)
+            #expect(try await store.events(query).map(\.sessionID) == ["t", "s", "s"])
+            #expect(try await store.queuedTextCount() == 0)
+            #expect(try await store.sessions(query).count == 2)
+
+            // Retention drops indexed and queued text alike.
+            _ = try await store.append(IngestBatch(events: [stream.next(session: "u", text: "rotate the queue")], identity: agentIdentity,
+                                                   receivedMicros: 3), planner: self.planner)
+            #expect(try await store.pruneContent(olderThan: Int64.max) == 5)
+            #expect(try await store.queuedTextCount() == 0)
+            #expect(try await store.events(query).isEmpty)
+        }
+    }
+
     @Test(arguments: Backend.allCases)
     func checkpointsAndRetentionKeepTheLogVerifiable(_ backend: Backend) async throws {
         try await self.withStore(backend) { store in

@@ -37,6 +37,7 @@ final class HeldDatabase: SQLDatabase {
     }
 
     func reading<T: Sendable>(_ body: @Sendable (any SQLSession) async throws -> T) async throws -> T { try await self.base.reading(body) }
+    func besideWriter<T: Sendable>(_ body: @Sendable (any SQLSession) async throws -> T) async throws -> T { try await self.base.besideWriter(body) }
     func storageBytes() async throws -> Int64 { try await self.base.storageBytes() }
     func close() async throws { try await self.base.close() }
 

@@ -166,32 +166,25 @@ public final class EventStore: Sendable {
 
     private func write(_ plans: [LedgerPlan], _ receivedMicros: [Int64], _ session: any SQLSession) async throws {
         let dialect = self.dialect
-        var events = SQLInsert(table: "events", columns: Schema.eventColumns)
-        if dialect == .postgres {
-            events.columns.append("body")
-            events.expressions["body"] = "to_tsvector('simple', ?)"
-        }
-        try await session.insert(events, rows: plans.flatMap { plan in
+        try await session.insert(SQLInsert(table: "events", columns: Schema.eventColumns), rows: plans.flatMap { plan in
             plan.records.map { r in
-                var row: [SQLValue] = [
+                [
                     .integer(r.leafIndex), .text(r.eventID), .text(r.streamID), .integer(r.seq), .text(r.prevHash), .text(r.lineHash),
                     .integer(r.timeMicros), .integer(r.receivedMicros), .text(r.kind), .text(r.sessionID), SQLValue(r.exchangeID),
                     .text(r.identity.namespace), SQLValue(r.identity.pod), .text(r.identity.serviceAccount), SQLValue(r.identity.node),
                     SQLValue(r.index.model), SQLValue(r.index.outcome), SQLValue(r.index.action), SQLValue(r.index.status.map(Int64.init)),
                     .utf8(r.stamp), .utf8(r.line),
-                ]
-                if dialect == .postgres { row.append(.text(r.index.text)) }
-                return row
+                ] as [SQLValue]
             }
         })
         try await session.insert(
             SQLInsert(table: "log_leaves", columns: ["leaf_index", "leaf_hash", "event_id"]),
             rows: plans.flatMap { $0.records.map { [.integer($0.leafIndex), .blob($0.leafHash), .text($0.eventID)] } })
-        if dialect == .sqlite {
-            try await session.insert(
-                SQLInsert(table: "events_text", columns: ["rowid", "body"]),
-                rows: plans.flatMap { $0.records.compactMap { $0.index.text.isEmpty ? nil : [.integer($0.leafIndex), .text($0.index.text)] } })
-        }
+        // SQLite indexes the words in the transaction; PostgreSQL queues them for
+        // `indexPendingText`.
+        try await session.insert(
+            dialect == .sqlite ? SQLInsert(table: "events_text", columns: ["rowid", "body"]) : SQLInsert(table: "event_text_queue", columns: ["leaf_index", "body"]),
+            rows: plans.flatMap { $0.records.compactMap { $0.index.text.isEmpty ? nil : [.integer($0.leafIndex), .text($0.index.text)] } })
         // One row per (event, detector, direction): the table's key.
         struct FindingRow: Hashable {
             var leaf: Int64
@@ -366,7 +359,10 @@ public final class EventStore: Sendable {
 
     private func textPlan(_ query: EventQuery) async throws -> TextPlan {
         guard let text = query.text, !text.isEmpty else { return .none }
-        guard self.dialect == .sqlite else { return .fromIndex }
+        guard self.dialect == .sqlite else {
+            try await self.indexQueuedText()
+            return .fromIndex
+        }
         let rows = try await self.database.reading { session in
             try await session.run(
                 """
@@ -473,10 +469,51 @@ public final class EventStore: Sendable {
                 select.bind(.text(Self.ftsPhrase(text)))
                 select.append(")")
             case .postgres:
-                select.append(" AND body @@ phraseto_tsquery('simple', ")
+                select.append(" AND leaf_index IN (SELECT leaf_index FROM event_text WHERE body @@ phraseto_tsquery('simple', ")
                 select.bind(.text(text))
-                select.append(")")
+                select.append("))")
             }
+        }
+    }
+
+    // MARK: PostgreSQL's search index
+
+    /// Events whose text one `indexPendingText` call indexes at most.
+    static let textBatch = 5_000
+
+    /// PostgreSQL: moves up to `textBatch` queued texts into the search index, oldest first, in
+    /// one statement (its own transaction) beside the writer, and says how many. Background
+    /// runs skip texts another replica is indexing; `waitForOthers` waits for them instead, so
+    /// that when it returns, every text queued before the call is searchable. SQLite indexes
+    /// in the writer's transaction and has nothing queued.
+    @discardableResult
+    public func indexPendingText(waitForOthers: Bool = false) async throws -> Int {
+        guard self.dialect == .postgres else { return 0 }
+        let statement = """
+            WITH taken AS (
+                DELETE FROM event_text_queue WHERE leaf_index IN (
+                    SELECT leaf_index FROM event_text_queue ORDER BY leaf_index LIMIT \(Self.textBatch) FOR UPDATE\(waitForOthers ? "" : " SKIP LOCKED"))
+                RETURNING leaf_index, body),
+            indexed AS (
+                INSERT INTO event_text (leaf_index, body) SELECT leaf_index, to_tsvector('simple', body) FROM taken
+                ON CONFLICT (leaf_index) DO NOTHING)
+            SELECT COUNT(*) FROM taken
+            """
+        let rows = try await self.database.besideWriter { try await $0.run(statement, []) }
+        return Int(rows.first?.first?.integer ?? 0)
+    }
+
+    /// Texts stored but not yet searchable (PostgreSQL; 0 on SQLite).
+    public func queuedTextCount() async throws -> Int64 {
+        guard self.dialect == .postgres else { return 0 }
+        return try await self.database.reading { try await $0.run("SELECT COUNT(*) FROM event_text_queue", []) }.first?.first?.integer ?? 0
+    }
+
+    /// Before a text search on PostgreSQL: indexes what is queued (a few batches at most), so a
+    /// search sees the events stored before it even while the background indexer is behind.
+    private func indexQueuedText() async throws {
+        for _ in 0..<4 {
+            if try await self.indexPendingText(waitForOthers: true) < Self.textBatch { return }
         }
     }
 
@@ -492,11 +529,12 @@ public final class EventStore: Sendable {
             select.append(" AND line IS NOT NULL")
             let leaves = try await select.run(on: session).compactMap { $0.first?.integer }
             for chunk in leaves.chunked(self.valuesPerList) {
-                var update = SQLStatement(dialect, "UPDATE events SET line = NULL\(dialect == .postgres ? ", body = NULL" : "") WHERE leaf_index IN ")
+                var update = SQLStatement(dialect, "UPDATE events SET line = NULL WHERE leaf_index IN ")
                 update.bindList(chunk.map { .integer($0) })
                 _ = try await update.run(on: session)
-                if dialect == .sqlite {
-                    var delete = SQLStatement(dialect, "DELETE FROM events_text WHERE rowid IN ")
+                let searchText = dialect == .sqlite ? ["events_text WHERE rowid"] : ["event_text WHERE leaf_index", "event_text_queue WHERE leaf_index"]
+                for table in searchText {
+                    var delete = SQLStatement(dialect, "DELETE FROM \(table) IN ")
                     delete.bindList(chunk.map { .integer($0) })
                     _ = try await delete.run(on: session)
                 }

@@ -69,6 +69,12 @@ public final class PostgresEngine: SQLDatabase {
         }
     }
 
+    public func besideWriter<T: Sendable>(_ body: @Sendable (any SQLSession) async throws -> T) async throws -> T {
+        try await self.client.withConnection { connection in
+            try await body(Session(connection: connection, logger: self.logger))
+        }
+    }
+
     public func storageBytes() async throws -> Int64 {
         let rows = try await self.reading { try await $0.run("SELECT pg_database_size(current_database())", []) }
         return rows.first?.first?.integer ?? 0

@@ -72,6 +72,10 @@ public protocol SQLDatabase: Sendable {
     /// PostgreSQL, every other collector replica); commits if it returns.
     func writing<T: Sendable>(_ body: @Sendable (any SQLSession) async throws -> T) async throws -> T
     func reading<T: Sendable>(_ body: @Sendable (any SQLSession) async throws -> T) async throws -> T
+    /// Runs `body` on a connection of its own, not in the writer's turn: each statement is its
+    /// own transaction. For upkeep that must not hold up ingest (PostgreSQL's search index);
+    /// an engine with a single writer runs it as a writer.
+    func besideWriter<T: Sendable>(_ body: @Sendable (any SQLSession) async throws -> T) async throws -> T
     /// Bytes on disk (database files, or the PostgreSQL database).
     func storageBytes() async throws -> Int64
     func close() async throws

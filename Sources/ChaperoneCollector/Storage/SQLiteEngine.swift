@@ -107,6 +107,10 @@ public final class SQLiteEngine: SQLDatabase {
         }
     }
 
+    public func besideWriter<T: Sendable>(_ body: @Sendable (any SQLSession) async throws -> T) async throws -> T {
+        try await self.writing(body)
+    }
+
     public func reading<T: Sendable>(_ body: @Sendable (any SQLSession) async throws -> T) async throws -> T {
         let reader = self.readers[self.nextReader.increment() % self.readers.count]
         return try await reader.gate.run {

@@ -5,7 +5,7 @@ enum Schema {
     static func migrations(_ dialect: SQLDialect) -> [(version: Int, statements: [String])] {
         switch dialect {
         case .sqlite: [(1, Self.sqliteV1), (2, Self.unusedStreamIndex)]
-        case .postgres: [(1, Self.postgresV1), (2, Self.postgresV2), (3, Self.unusedStreamIndex)]
+        case .postgres: [(1, Self.postgresV1), (2, Self.postgresV2), (3, Self.unusedStreamIndex), (4, Self.postgresTextBesideWriter)]
         }
     }
 
@@ -60,6 +60,19 @@ enum Schema {
     /// No query reads events by stream and sequence (the planner keeps stream heads in
     /// `streams`); the index only cost every insert.
     private static let unusedStreamIndex = ["DROP INDEX IF EXISTS events_stream_seq"]
+
+    /// Turning text into a tsvector and adding it to the GIN index took most of a PostgreSQL
+    /// writer's time. The writer now queues the plain text (`event_text_queue`, in the same
+    /// transaction, so nothing is lost) and `EventStore.indexPendingText` moves it into
+    /// `event_text` on other connections, beside the writer.
+    private static let postgresTextBesideWriter = [
+        "CREATE TABLE event_text_queue (leaf_index BIGINT PRIMARY KEY, body TEXT NOT NULL)",
+        "CREATE TABLE event_text (leaf_index BIGINT PRIMARY KEY, body tsvector NOT NULL)",
+        "INSERT INTO event_text (leaf_index, body) SELECT leaf_index, body FROM events WHERE body IS NOT NULL",
+        "CREATE INDEX event_text_body ON event_text USING gin (body)",
+        "DROP INDEX IF EXISTS events_body",
+        "ALTER TABLE events DROP COLUMN body",
+    ]
 
     /// Event rows pass PostgreSQL's 2 KB TOAST threshold; lz4 compresses them several times
     /// faster than the default pglz (about a tenth of the ingest cost). Servers without lz4
