@@ -219,7 +219,7 @@ struct BackgroundWork: Service {
     /// PostgreSQL: moves stored events' text into the search index beside the writer, as fast as
     /// it is queued, pausing a moment when there is none (or the database failed).
     private func indexText() async {
-        while !Task.isCancelled {
+        while !Task.isCancelled, !Task.isShuttingDownGracefully {
             var indexed = 0
             do {
                 indexed = try await self.store.indexPendingText()

@@ -10,10 +10,15 @@ public final class StandardOutput: Sendable {
     public init() {}
 
     public func write(lines: [String]) {
+        self.write(lines: lines.map { Array($0.utf8) })
+    }
+
+    public func write(lines: [[UInt8]]) {
         guard !lines.isEmpty else { return }
         var bytes: [UInt8] = []
+        bytes.reserveCapacity(lines.reduce(0) { $0 + $1.count + 1 })
         for line in lines {
-            bytes.append(contentsOf: line.utf8)
+            bytes.append(contentsOf: line)
             bytes.append(0x0a)
         }
         self.lock.withLock {
@@ -32,7 +37,8 @@ public struct LiveTail: Sendable {
         self.maxContentChars = maxContentChars
     }
 
-    public func line(for record: StoredRecord) -> String {
+    /// The line as UTF-8, as stdout takes it.
+    public func line(for record: StoredRecord) -> [UInt8] {
         var w = CanonicalJSONWriter()
         let index = record.index
         w.object { w in
@@ -55,7 +61,7 @@ public struct LiveTail: Sendable {
             if !index.preview.isEmpty, self.maxContentChars > 0 { w.key("text") { $0.string(self.shorten(index.preview)) } }
             w.key("time") { $0.string(WallClock.rfc3339(nanoseconds: UInt64(max(0, record.timeMicros)) * 1000)) }
         }
-        return String(decoding: w.bytes, as: UTF8.self)
+        return w.bytes
     }
 
     /// The first `maxContentChars` Unicode scalars on one line (line breaks become spaces), with

@@ -21,13 +21,30 @@ public enum WallClock {
         let micros = Int((nanoseconds % 1_000_000_000) / 1000)
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        func pad(_ value: Int, _ width: Int) -> String {
-            let digits = String(value)
-            return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        // Written digit by digit: this runs for every event the collector prints.
+        var text: [UInt8] = []
+        text.reserveCapacity(27)
+        func append(_ value: Int, width: Int, then separator: UInt8) {
+            var scale = 1
+            var count = 1
+            while count < width || value / scale >= 10 {
+                scale *= 10
+                count += 1
+            }
+            while scale > 0 {
+                text.append(UInt8(ascii: "0") + UInt8(value / scale % 10))
+                scale /= 10
+            }
+            text.append(separator)
         }
-        return "\(pad(Int(parts.tm_year) + 1900, 4))-\(pad(Int(parts.tm_mon) + 1, 2))-\(pad(Int(parts.tm_mday), 2))"
-            + "T\(pad(Int(parts.tm_hour), 2)):\(pad(Int(parts.tm_min), 2)):\(pad(Int(parts.tm_sec), 2))"
-            + ".\(pad(micros, 6))Z"
+        append(Int(parts.tm_year) + 1900, width: 4, then: UInt8(ascii: "-"))
+        append(Int(parts.tm_mon) + 1, width: 2, then: UInt8(ascii: "-"))
+        append(Int(parts.tm_mday), width: 2, then: UInt8(ascii: "T"))
+        append(Int(parts.tm_hour), width: 2, then: UInt8(ascii: ":"))
+        append(Int(parts.tm_min), width: 2, then: UInt8(ascii: ":"))
+        append(Int(parts.tm_sec), width: 2, then: UInt8(ascii: "."))
+        append(micros, width: 6, then: UInt8(ascii: "Z"))
+        return String(decoding: text, as: UTF8.self)
     }
 }
 
