@@ -16,6 +16,7 @@ final class HeldDatabase: SQLDatabase {
 
     init(_ base: any SQLDatabase) { self.base = base }
     var dialect: SQLDialect { self.base.dialect }
+    var writerExecutor: (any TaskExecutor)? { self.base.writerExecutor }
 
     /// True once the first transaction is waiting to be let go.
     var isHolding: Bool { self.entered.withLockedValue { $0 } }

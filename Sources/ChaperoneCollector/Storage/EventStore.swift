@@ -480,6 +480,9 @@ public final class EventStore: Sendable {
 
     /// Events whose text one `indexPendingText` call indexes at most.
     static let textBatch = 5_000
+    /// PostgreSQL indexes the first 256 K characters of an event's text: a `tsvector` may not
+    /// pass 1 MB, and one that did would fail the whole indexing statement, every time.
+    static let indexedTextCharacters = 262_144
 
     /// PostgreSQL: moves up to `textBatch` queued texts into the search index, oldest first, in
     /// one statement (its own transaction) beside the writer, and says how many. Background
@@ -495,7 +498,7 @@ public final class EventStore: Sendable {
                     SELECT leaf_index FROM event_text_queue ORDER BY leaf_index LIMIT \(Self.textBatch) FOR UPDATE\(waitForOthers ? "" : " SKIP LOCKED"))
                 RETURNING leaf_index, body),
             indexed AS (
-                INSERT INTO event_text (leaf_index, body) SELECT leaf_index, to_tsvector('simple', body) FROM taken
+                INSERT INTO event_text (leaf_index, body) SELECT leaf_index, to_tsvector('simple', left(body, \(Self.indexedTextCharacters))) FROM taken
                 ON CONFLICT (leaf_index) DO NOTHING)
             SELECT COUNT(*) FROM taken
             """
@@ -532,7 +535,9 @@ public final class EventStore: Sendable {
                 var update = SQLStatement(dialect, "UPDATE events SET line = NULL WHERE leaf_index IN ")
                 update.bindList(chunk.map { .integer($0) })
                 _ = try await update.run(on: session)
-                let searchText = dialect == .sqlite ? ["events_text WHERE rowid"] : ["event_text WHERE leaf_index", "event_text_queue WHERE leaf_index"]
+                // PostgreSQL: the queue first. Its delete waits for an indexer holding those
+                // rows; the next statement then sees what that indexer inserted.
+                let searchText = dialect == .sqlite ? ["events_text WHERE rowid"] : ["event_text_queue WHERE leaf_index", "event_text WHERE leaf_index"]
                 for table in searchText {
                     var delete = SQLStatement(dialect, "DELETE FROM \(table) IN ")
                     delete.bindList(chunk.map { .integer($0) })

@@ -69,10 +69,9 @@ public final class PostgresEngine: SQLDatabase {
         }
     }
 
+    /// A pooled connection, as readers use, outside the writers' lock.
     public func besideWriter<T: Sendable>(_ body: @Sendable (any SQLSession) async throws -> T) async throws -> T {
-        try await self.client.withConnection { connection in
-            try await body(Session(connection: connection, logger: self.logger))
-        }
+        try await self.reading(body)
     }
 
     public func storageBytes() async throws -> Int64 {
