@@ -1,4 +1,4 @@
-import NIOConcurrencyHelpers
+import ChaperoneAdmin
 public import Prometheus
 
 /// The collector's Prometheus metrics (`chaperone_collector_*`).
@@ -12,10 +12,11 @@ public struct CollectorMetrics: Sendable {
     private let storageBytes: Gauge
     private let treeSize: Gauge
     private let searchBacklog: Gauge
-    private let counters = NIOLockedValueBox([String: Counter]())
+    private let counters: LabelledCounters
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
+        self.counters = LabelledCounters(registry: registry, subsystem: "collector")
         self.stored = registry.makeCounter(descriptor: Self.descriptor("events_stored", unit: "total", "Events durably stored (new, not duplicates)."))
         self.duplicates = registry.makeCounter(descriptor: Self.descriptor("events_duplicate", unit: "total", "Events received again and acknowledged without storing."))
         self.batches = registry.makeCounter(descriptor: Self.descriptor("batches", unit: "total", "Batches committed."))
@@ -48,33 +49,23 @@ public struct CollectorMetrics: Sendable {
     /// A line refused inside an otherwise accepted batch.
     func rejectedEvents(_ count: Int) {
         guard count > 0 else { return }
-        self.counter("events_rejected", help: "Event lines refused (malformed, too large).", label: ("reason", "invalid")).increment(by: Int64(count))
+        self.counters.increment("events_rejected", help: "Event lines refused (malformed, too large).", label: ("reason", "invalid"), by: Int64(count))
     }
 
     /// A whole request refused (401, 413, 415, 400, 503).
     func rejectedBatch(reason: String) {
-        self.counter("batches_rejected", help: "Ingest requests refused, by reason.", label: ("reason", reason)).increment()
+        self.counters.increment("batches_rejected", help: "Ingest requests refused, by reason.", label: ("reason", reason))
     }
 
     func rejectedToken(_ reason: TokenRejection) {
-        self.counter("rejected_tokens", help: "Bearer tokens refused, by reason.", label: ("reason", reason.rawValue)).increment()
+        self.counters.increment("rejected_tokens", help: "Bearer tokens refused, by reason.", label: ("reason", reason.rawValue))
     }
 
     func integrityFinding(kind: String) {
-        self.counter("integrity_findings", help: "integrity.* events raised at ingest, by kind.", label: ("kind", kind)).increment()
+        self.counters.increment("integrity_findings", help: "integrity.* events raised at ingest, by kind.", label: ("kind", kind))
     }
 
     func storage(bytes: Int64) { self.storageBytes.set(Double(bytes)) }
     func checkpoint(size: Int64) { self.treeSize.set(Double(size)) }
     func searchBacklog(events: Int64) { self.searchBacklog.set(Double(events)) }
-
-    private func counter(_ name: String, help: String, label: (String, String)) -> Counter {
-        self.counters.withLockedValue { counters in
-            let key = name + "|" + label.1
-            if let counter = counters[key] { return counter }
-            let counter = self.registry.makeCounter(descriptor: Self.descriptor(name, unit: "total", help), labels: [label])
-            counters[key] = counter
-            return counter
-        }
-    }
 }

@@ -1,4 +1,4 @@
-import NIOConcurrencyHelpers
+import ChaperoneAdmin
 public import Prometheus
 
 /// The injector's Prometheus metrics (`chaperone_injector_*`).
@@ -7,7 +7,7 @@ public struct InjectorMetrics: Sendable {
     private let admissions: [AdmissionDecision.Outcome: Counter]
     private let duration: DurationHistogram
     private let certificateNotAfter: Gauge
-    private let counters = NIOLockedValueBox([String: Counter]())
+    private let counters: LabelledCounters
 
     static let latencyBuckets: [Duration] = [
         .microseconds(250), .microseconds(500), .microseconds(750), .milliseconds(1), .microseconds(1500), .milliseconds(2), .milliseconds(5),
@@ -16,6 +16,7 @@ public struct InjectorMetrics: Sendable {
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
+        self.counters = LabelledCounters(registry: registry, subsystem: "injector")
         var admissions: [AdmissionDecision.Outcome: Counter] = [:]
         for outcome in AdmissionDecision.Outcome.allCases {
             admissions[outcome] = registry.makeCounter(
@@ -42,26 +43,15 @@ public struct InjectorMetrics: Sendable {
 
     /// A request refused before it became an AdmissionReview (not JSON, too large, wrong path).
     func rejected(reason: String) {
-        self.count("rejected_requests", help: "HTTP requests refused before admission, by reason.", label: ("reason", reason))
+        self.counters.increment("rejected_requests", help: "HTTP requests refused before admission, by reason.", label: ("reason", reason))
     }
 
     /// One attempt to publish the CA into the webhook configuration (self-signed mode).
     func caBundleSync(outcome: String) {
-        self.count("ca_bundle_syncs", help: "caBundle synchronisations with the API server, by outcome (unchanged, patched, error).", label: ("outcome", outcome))
+        self.counters.increment("ca_bundle_syncs", help: "caBundle synchronisations with the API server, by outcome (unchanged, patched, error).", label: ("outcome", outcome))
     }
 
     func certificateLoaded(notAfterUnixSeconds: Double) {
         self.certificateNotAfter.set(notAfterUnixSeconds)
-    }
-
-    private func count(_ name: String, help: String, label: (String, String)) {
-        let counter = self.counters.withLockedValue { counters in
-            let key = name + "|" + label.1
-            if let counter = counters[key] { return counter }
-            let counter = self.registry.makeCounter(descriptor: Self.descriptor(name, unit: "total", help), labels: [label])
-            counters[key] = counter
-            return counter
-        }
-        counter.increment()
     }
 }
