@@ -211,7 +211,7 @@ struct BackgroundWork: Service {
                 } }
             }
             if let jwks = self.jwks {
-                group.addTask { await cancelWhenGracefulShutdown { await jwks.run() } }
+                group.addTask { await self.every(jwks.refreshInterval, "auth.jwks_refresh_failed") { try await jwks.refresh() } }
             }
         }
     }

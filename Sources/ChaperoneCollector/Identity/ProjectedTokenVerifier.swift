@@ -55,7 +55,8 @@ public final class ProjectedTokenVerifier: TokenAuthenticator {
     private let issuer: String?
     private let cluster: String?
     private let cacheTTL: Double
-    private let refreshInterval: Double
+    /// Seconds between refreshes of the key set.
+    let refreshInterval: Double
     private let logger: Logger
     private let httpClient: HTTPClient?
     private let apiTokenFile: String?
@@ -122,19 +123,6 @@ public final class ProjectedTokenVerifier: TokenAuthenticator {
         self.state.withLockedValue {
             $0.keys = keys
             $0.keyIDs = keyIDs
-        }
-    }
-
-    /// Re-reads the key set every `refreshInterval` until cancelled; a failure keeps the old keys.
-    public func run() async {
-        while !Task.isCancelled {
-            try? await Task.sleep(for: .milliseconds(Int64(self.refreshInterval * 1000)))
-            if Task.isCancelled { return }
-            do {
-                try await self.refresh()
-            } catch {
-                self.logger.warning("auth.jwks_refresh_failed", metadata: ["source": "\(self.sourceDescription)", "error": "\(error)"])
-            }
         }
     }
 
