@@ -26,6 +26,31 @@ extension Sequence where Element == UInt8 {
     }
 }
 
+extension UInt8 {
+    /// The value of an ASCII hexadecimal digit (either case); nil for any other byte.
+    @inlinable public var hexDigitValue: UInt8? {
+        switch self {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): self - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): self - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): self - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+}
+
+extension Collection<UInt8> {
+    /// The number a few hexadecimal digits spell (the four of a JSON `\uXXXX` escape); nil if
+    /// any byte is not a hex digit.
+    @inlinable public var hexValue: UInt32? {
+        var value: UInt32 = 0
+        for byte in self {
+            guard let digit = byte.hexDigitValue else { return nil }
+            value = value << 4 | UInt32(digit)
+        }
+        return value
+    }
+}
+
 extension Array where Element == UInt8 {
     /// The bytes of a hexadecimal string (either case); nil if it is not whole hex digits.
     public init?(hex: String) {
@@ -33,13 +58,7 @@ extension Array where Element == UInt8 {
         bytes.reserveCapacity(hex.utf8.count / 2)
         var high: UInt8?
         for c in hex.utf8 {
-            let nibble: UInt8
-            switch c {
-            case 0x30...0x39: nibble = c - 0x30
-            case 0x61...0x66: nibble = c - 0x61 + 10
-            case 0x41...0x46: nibble = c - 0x41 + 10
-            default: return nil
-            }
+            guard let nibble = c.hexDigitValue else { return nil }
             if let h = high {
                 bytes.append(h << 4 | nibble)
                 high = nil

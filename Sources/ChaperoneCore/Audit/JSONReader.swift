@@ -208,20 +208,8 @@ struct JSONReader {
     }
 
     private mutating func hex4() throws(Declined) -> UInt32 {
-        guard self.position + 4 <= self.bytes.count else { throw Declined() }
-        var value: UInt32 = 0
-        for _ in 0..<4 {
-            let byte = self.bytes[self.position]
-            let nibble: UInt8
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): nibble = byte - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): nibble = byte - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): nibble = byte - UInt8(ascii: "A") + 10
-            default: throw Declined()
-            }
-            value = value << 4 | UInt32(nibble)
-            self.position += 1
-        }
+        guard self.position + 4 <= self.bytes.count, let value = self.bytes[self.position..<(self.position + 4)].hexValue else { throw Declined() }
+        self.position += 4
         return value
     }
 

@@ -1,3 +1,5 @@
+import ChaperoneCore
+
 /// Rewrites chosen string values of a JSON document in place and copies every other byte as it
 /// was: key order, numbers and spacing survive, so a masked body differs from the original only
 /// where a secret was. A small recursive-descent walker over bytes; it never builds a tree.
@@ -246,17 +248,7 @@ public struct JSONStringRewriter {
     }
 
     private mutating func hex4() -> UInt32? {
-        guard self.index + 4 <= self.input.count else { return nil }
-        var value: UInt32 = 0
-        for byte in self.input[self.index..<(self.index + 4)] {
-            value <<= 4
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): value |= UInt32(byte - UInt8(ascii: "0"))
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): value |= UInt32(byte - UInt8(ascii: "a") + 10)
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): value |= UInt32(byte - UInt8(ascii: "A") + 10)
-            default: return nil
-            }
-        }
+        guard self.index + 4 <= self.input.count, let value = self.input[self.index..<(self.index + 4)].hexValue else { return nil }
         self.index += 4
         return value
     }
