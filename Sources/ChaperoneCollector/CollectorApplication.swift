@@ -205,7 +205,7 @@ struct BackgroundWork: Service {
             if self.configuration.retention.contentDays > 0 {
                 let days = self.configuration.retention.contentDays
                 group.addTask { await self.every(self.configuration.retention.interval.timeInterval, "retention.failed") {
-                    let cutoff = EventStore.nowMicros() - Int64(days) * 86_400 * 1_000_000
+                    let cutoff = WallClock.nowMicroseconds() - Int64(days) * 86_400 * 1_000_000
                     let pruned = try await self.store.pruneContent(olderThan: cutoff)
                     if pruned > 0 { self.logger.info("retention.pruned", metadata: ["events": "\(pruned)", "older_than_days": "\(days)"]) }
                 } }

@@ -154,14 +154,14 @@ struct ReplayCommand: AsyncParsableCommand {
             let page: EventsPage = try await client.get("/v1/events", parameters)
             guard let first = page.events.first else { throw CollectorError(description: "no events for session \(self.session)") }
             print("Session \(self.session) — \(first.identity.who) (service account \(first.identity.serviceAccount)), \(page.events.count) events")
-            let start = page.events.compactMap { $0.event.flatMap { EventTime.micros($0.time) } }.min() ?? 0
+            let start = page.events.compactMap { $0.event.flatMap { WallClock.microseconds(rfc3339: $0.time) } }.min() ?? 0
             var turn = 0
             for envelope in page.events {
                 guard let event = envelope.event else {
                     print("\n[leaf \(envelope.leafIndex)] content removed by retention")
                     continue
                 }
-                let offset = (EventTime.micros(event.time) ?? start) - start
+                let offset = (WallClock.microseconds(rfc3339: event.time) ?? start) - start
                 let stamp = "+\(String(format: "%.3f", Double(offset) / 1_000_000))s"
                 switch event.kind {
                 case .llmRequest:
@@ -208,15 +208,5 @@ struct ReplayCommand: AsyncParsableCommand {
     private func clip(_ text: String) -> String {
         guard self.width > 0, text.count > self.width else { return text }
         return String(text.prefix(self.width)) + "… (\(text.count - self.width) more characters)"
-    }
-}
-
-/// Event times (`2026-11-22T10:00:00.123456Z`) to microseconds, for offsets.
-enum EventTime {
-    static func micros(_ text: String) -> Int64? {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        guard let date = formatter.date(from: text) else { return nil }
-        return Int64((date.timeIntervalSince1970 * 1_000_000).rounded())
     }
 }

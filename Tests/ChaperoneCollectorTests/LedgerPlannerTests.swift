@@ -26,7 +26,7 @@ struct SidecarStream {
         let line = event.canonicalJSON()
         let hash = Array(SHA256.hash(data: line))
         self.previous = hash.hexString
-        return ReceivedEvent(line: line, lineHash: hash, event: event, timeMicros: EventBatchParser.micros(rfc3339: event.time)!)
+        return ReceivedEvent(line: line, lineHash: hash, event: event, timeMicros: WallClock.microseconds(rfc3339: event.time)!)
     }
 }
 
@@ -132,12 +132,12 @@ let collectorIdentity = PodIdentity(namespace: "chaperone-system", serviceAccoun
 
 @Suite struct EventBatchParserTests {
     @Test func timesParseToMicroseconds() {
-        #expect(EventBatchParser.micros(rfc3339: "1970-01-01T00:00:00Z") == 0)
-        #expect(EventBatchParser.micros(rfc3339: "2026-11-22T01:30:02.145861Z") == 1_795_311_002_145_861)
-        #expect(EventBatchParser.micros(rfc3339: "2000-02-29T12:00:00.5+00:00") == 951_825_600_500_000)
-        #expect(EventBatchParser.micros(rfc3339: "2026-13-01T00:00:00Z") == nil)
-        #expect(EventBatchParser.micros(rfc3339: "2026-11-22 01:30:02Z") == nil)
-        #expect(EventBatchParser.micros(rfc3339: "2026-11-22T01:30:02+01:00") == nil)
+        #expect(WallClock.microseconds(rfc3339: "1970-01-01T00:00:00Z") == 0)
+        #expect(WallClock.microseconds(rfc3339: "2026-11-22T01:30:02.145861Z") == 1_795_311_002_145_861)
+        #expect(WallClock.microseconds(rfc3339: "2000-02-29T12:00:00.5+00:00") == 951_825_600_500_000)
+        #expect(WallClock.microseconds(rfc3339: "2026-13-01T00:00:00Z") == nil)
+        #expect(WallClock.microseconds(rfc3339: "2026-11-22 01:30:02Z") == nil)
+        #expect(WallClock.microseconds(rfc3339: "2026-11-22T01:30:02+01:00") == nil)
     }
 
     @Test func badLinesAreRefusedOneByOne() throws {

@@ -57,7 +57,7 @@ struct IngestEndpoint: Sendable {
             self.metrics.rejectedBatch(reason: "too_large")
             return APIResponse.error(.contentTooLarge, code: "batch_too_large", "the batch is larger than \(self.limits.maxBatchBytes) bytes; send smaller batches")
         }
-        let receivedMicros = EventStore.nowMicros()
+        let receivedMicros = WallClock.nowMicroseconds()
         let parsed: EventBatchParser.Parsed
         switch await self.parsing.run({ self.read(body, encoding: encoding) }) {
         case .success(let batch):

@@ -54,7 +54,7 @@ struct QueryEndpoints: Sendable {
     private func time(_ request: Request, _ name: String) throws -> Int64? {
         guard let text = request.uri.queryParameters[Substring(name)].map(String.init), !text.isEmpty else { return nil }
         if let micros = Int64(text) { return micros }
-        guard let micros = EventBatchParser.micros(rfc3339: text) else { throw BadQuery(message: "\(name) must be RFC 3339 UTC (2026-11-22T10:00:00Z) or microseconds") }
+        guard let micros = WallClock.microseconds(rfc3339: text) else { throw BadQuery(message: "\(name) must be RFC 3339 UTC (2026-11-22T10:00:00Z) or microseconds") }
         return micros
     }
 
@@ -135,8 +135,8 @@ struct QueryEndpoints: Sendable {
                 w.array(rows) { w, s in
                     w.object { w in
                         w.key("events") { $0.integer(s.events) }
-                        w.key("first") { $0.string(WallClock.rfc3339(nanoseconds: UInt64(max(0, s.firstMicros)) * 1000)) }
-                        w.key("last") { $0.string(WallClock.rfc3339(nanoseconds: UInt64(max(0, s.lastMicros)) * 1000)) }
+                        w.key("first") { $0.string(WallClock.rfc3339(microseconds: s.firstMicros)) }
+                        w.key("last") { $0.string(WallClock.rfc3339(microseconds: s.lastMicros)) }
                         w.key("models") { $0.strings(s.models) }
                         if let v = s.namespace { w.key("namespace") { $0.string(v) } }
                         if let v = s.pod { w.key("pod") { $0.string(v) } }
@@ -159,7 +159,7 @@ struct QueryEndpoints: Sendable {
                     w.object { w in
                         w.key("note") { $0.string(c.note) }
                         w.key("root_hash") { $0.string(c.rootHash.hexString) }
-                        w.key("time") { $0.string(WallClock.rfc3339(nanoseconds: UInt64(c.createdMicros) * 1000)) }
+                        w.key("time") { $0.string(WallClock.rfc3339(microseconds: c.createdMicros)) }
                         w.key("tree_size") { $0.integer(c.size) }
                     }
                 }

@@ -82,7 +82,7 @@ enum EventBatchParser {
                 parsed.rejections.append(.init(line: lineNumber, eventID: event.eventID, error: problem))
                 continue
             }
-            guard let time = Self.micros(rfc3339: event.time) else {
+            guard let time = WallClock.microseconds(rfc3339: event.time) else {
                 parsed.rejections.append(.init(line: lineNumber, eventID: event.eventID, error: "time '\(event.time)' is not RFC 3339 UTC"))
                 continue
             }
@@ -124,52 +124,5 @@ enum EventBatchParser {
         default:
             return "\(error)"
         }
-    }
-
-    /// `YYYY-MM-DDTHH:MM:SS[.ffffff]Z` (or `+00:00`) to microseconds since the epoch.
-    static func micros(rfc3339 text: String) -> Int64? {
-        let b = Array(text.utf8)
-        guard b.count >= 20, b[4] == 0x2d, b[7] == 0x2d, b[10] == 0x54 || b[10] == 0x74, b[13] == 0x3a, b[16] == 0x3a else { return nil }
-        func number(_ range: Range<Int>) -> Int? {
-            var value = 0
-            for i in range {
-                guard (0x30...0x39).contains(b[i]) else { return nil }
-                value = value * 10 + Int(b[i] - 0x30)
-            }
-            return value
-        }
-        guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
-              let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19),
-              (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61 else { return nil }
-        var index = 19
-        var fraction = 0
-        var digits = 0
-        if index < b.count, b[index] == 0x2e {
-            index += 1
-            while index < b.count, (0x30...0x39).contains(b[index]) {
-                if digits < 6 {
-                    fraction = fraction * 10 + Int(b[index] - 0x30)
-                    digits += 1
-                }
-                index += 1
-            }
-            guard digits > 0 else { return nil }
-            while digits < 6 {
-                fraction *= 10
-                digits += 1
-            }
-        }
-        let zone = b[index...]
-        guard zone.elementsEqual("Z".utf8) || zone.elementsEqual("z".utf8) || zone.elementsEqual("+00:00".utf8) else { return nil }
-        // Days from the civil date (Howard Hinnant's algorithm).
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let mp = (month + 9) % 12
-        let doy = (153 * mp + 2) / 5 + day - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        let days = era * 146_097 + doe - 719_468
-        let seconds = Int64(days) * 86_400 + Int64(hour * 3600 + minute * 60 + second)
-        return seconds * 1_000_000 + Int64(fraction)
     }
 }

@@ -196,7 +196,7 @@ public struct LedgerPlanner: Sendable {
                 event.streamID = self.streamID
                 event.seq = UInt64(head.lastSeq + 1)
                 event.prevHash = head.lastLineHash
-                event.time = WallClock.rfc3339(nanoseconds: UInt64(batch.receivedMicros) * 1000)
+                event.time = WallClock.rfc3339(microseconds: batch.receivedMicros)
                 let line = event.canonicalJSON()
                 let lineHash = Array(SHA256.hash(data: line))
                 head.lastSeq += 1

@@ -48,7 +48,7 @@ public struct StoredRecord: Sendable, Equatable {
             if let v = identity.node { w.key("node") { $0.string(v) } }
             if let v = identity.pod { w.key("pod") { $0.string(v) } }
             if let v = identity.podUID { w.key("pod_uid") { $0.string(v) } }
-            w.key("received_at") { $0.string(WallClock.rfc3339(nanoseconds: UInt64(receivedMicros) * 1000)) }
+            w.key("received_at") { $0.string(WallClock.rfc3339(microseconds: receivedMicros)) }
             w.key("service_account") { $0.string(identity.serviceAccount) }
         }
         return w.bytes

@@ -59,7 +59,7 @@ public struct LiveTail: Sendable {
             if let v = index.status { w.key("status") { $0.integer(v) } }
             w.key("stream_id") { $0.string(record.streamID) }
             if !index.preview.isEmpty, self.maxContentChars > 0 { w.key("text") { $0.string(self.shorten(index.preview)) } }
-            w.key("time") { $0.string(WallClock.rfc3339(nanoseconds: UInt64(max(0, record.timeMicros)) * 1000)) }
+            w.key("time") { $0.string(WallClock.rfc3339(microseconds: record.timeMicros)) }
         }
         return w.bytes
     }

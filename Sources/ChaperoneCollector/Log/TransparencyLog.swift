@@ -56,7 +56,7 @@ public actor TransparencyLog {
         let note = try self.signer.sign(checkpoint)
         let stored = StoredCheckpoint(
             size: Int64(checkpoint.size), rootHash: checkpoint.rootHash, note: note, frontier: self.frontier.encoded,
-            createdMicros: EventStore.nowMicros())
+            createdMicros: WallClock.nowMicroseconds())
         try await self.store.saveCheckpoint(stored)
         self.latest = stored
         var w = CanonicalJSONWriter()
@@ -64,7 +64,7 @@ public actor TransparencyLog {
             w.key("checkpoint") { $0.string(note) }
             w.key("kind") { $0.string("log.checkpoint") }
             w.key("root_hash") { $0.string(checkpoint.rootHash.hexString) }
-            w.key("time") { $0.string(WallClock.rfc3339(nanoseconds: UInt64(stored.createdMicros) * 1000)) }
+            w.key("time") { $0.string(WallClock.rfc3339(microseconds: stored.createdMicros)) }
             w.key("tree_size") { $0.integer(checkpoint.size) }
         }
         self.output(String(decoding: w.bytes, as: UTF8.self))

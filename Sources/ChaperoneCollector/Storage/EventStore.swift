@@ -103,7 +103,7 @@ public final class EventStore: Sendable {
             for migration in Schema.migrations(dialect) where !applied.contains(Int64(migration.version)) {
                 for statement in migration.statements { _ = try await session.run(statement, []) }
                 var insert = SQLStatement(dialect, "INSERT INTO schema_migrations (version, applied_us) VALUES ")
-                insert.bindList([.integer(Int64(migration.version)), .integer(Self.nowMicros())])
+                insert.bindList([.integer(Int64(migration.version)), .integer(WallClock.nowMicroseconds())])
                 _ = try await insert.run(on: session)
             }
         }
@@ -548,7 +548,6 @@ public final class EventStore: Sendable {
         }
     }
 
-    static func nowMicros() -> Int64 { Int64(WallClock.nowNanoseconds() / 1000) }
 }
 
 extension Array {
