@@ -80,6 +80,7 @@ let package = Package(
             name: "ChaperoneProxy",
             dependencies: [
                 "ChaperoneCore",
+                "ChaperoneGzip",
                 "ChaperoneLLM",
                 "ChaperoneMasking",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -92,6 +93,7 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -154,10 +156,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .systemLibrary(name: "CChaperoneZlib", path: "Sources/CChaperoneZlib"),
+        .target(name: "ChaperoneGzip", dependencies: ["CChaperoneZlib"], swiftSettings: swiftSettings),
         .target(
             name: "ChaperoneCollector",
             dependencies: serviceDependencies + [
-                "CChaperoneZlib",
+                "ChaperoneGzip",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -211,6 +214,7 @@ let package = Package(
             name: "ChaperoneCollectorTests",
             dependencies: [
                 "ChaperoneCollector",
+                "ChaperoneGzip",
                 "CChaperoneZlib",
                 "ChaperoneCore",
                 .product(name: "JWTKit", package: "jwt-kit"),
@@ -228,6 +232,7 @@ let package = Package(
                 "ChaperoneProxy",
                 "ChaperoneLLM",
                 "ChaperoneCore",
+                "ChaperoneGzip",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

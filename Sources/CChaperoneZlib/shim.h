@@ -6,4 +6,8 @@
 static inline int chaperone_inflate_init(z_stream *stream, int window_bits) {
     return inflateInit2(stream, window_bits);
 }
+/* deflateInit2 likewise; 15 + 16 window bits writes a gzip header and trailer. */
+static inline int chaperone_deflate_init_gzip(z_stream *stream, int level) {
+    return deflateInit2(stream, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
+}
 #endif

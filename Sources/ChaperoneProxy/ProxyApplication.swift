@@ -66,25 +66,58 @@ public struct ProxyApplication: Sendable {
 
     public func run() async throws {
         let config = self.configuration
+        let metrics = ProxyMetrics()
+        let readiness = Readiness()
+        let eventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        let source = Self.sourceFromEnvironment()
+
+        // The spool first: a restarted sidecar continues the stream it finds there.
         var sinks: [any AuditSink] = []
+        var spool: Spool?
+        var position = AuditTrail.StreamPosition.fresh()
+        var interrupted: [AuditEvent] = []
+        if config.collector != nil {
+            let opened = try Spool(settings: config.spool, logger: self.logger)
+            let recovery = try opened.recover()
+            if let resumed = recovery.position {
+                position = resumed
+                interrupted = recovery.openExchanges
+                self.logger.notice("spool.recovered", metadata: [
+                    "audit.stream_id": "\(resumed.streamID)", "next_seq": "\(resumed.nextSeq)", "events": "\(recovery.events)",
+                    "unacknowledged": "\(recovery.unacknowledged)", "interrupted_exchanges": "\(interrupted.count)", "torn_bytes": "\(recovery.tornBytes)",
+                ])
+            }
+            opened.observe { depth in
+                metrics.spoolChanged(depth)
+                readiness.hold("audit spool above its high-water mark (\(config.spool.highWaterPercent)% of spool.max_size) or disk full", depth.aboveHighWater)
+            }
+            spool = opened
+            sinks.append(opened)
+        } else {
+            self.logger.warning("audit.not_shipped", metadata: [
+                "effect": "no collector is configured: audit events go to stdout\(config.audit.file.map { " and \($0)" } ?? "") only",
+            ])
+        }
         if let file = config.audit.file {
             sinks.append(try JSONLinesSink(path: file))
         }
         if config.audit.stdout {
             sinks.append(JSONLinesSink.standardOutput())
         }
-        let trail = AuditTrail(sinks: sinks, logger: self.logger)
-        let metrics = ProxyMetrics()
-        let readiness = Readiness()
-        let eventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        let trail = AuditTrail(position: position, sinks: sinks, source: source, logger: self.logger)
+        // Exchanges the previous run left open end here, as incomplete.
+        for request in interrupted {
+            await trail.record(Self.interruptedExchange(request))
+            metrics.auditEventRecorded(kind: request.kind == .llmRequest ? AuditEvent.Kind.llmResponse.rawValue : request.kind.rawValue)
+        }
 
         var upstreams: [String: Upstream] = [:]
         for (name, upstreamConfig) in config.upstreams {
             upstreams[name] = try Upstream(name: name, config: upstreamConfig, timeouts: config.timeouts, eventLoopGroup: eventLoopGroup)
         }
         let handler = ProxyExchangeHandler(
-            upstreams: upstreams, configuration: config, trail: trail, metrics: metrics,
-            source: Self.sourceFromEnvironment(), policy: self.policy, logger: self.logger
+            upstreams: upstreams, configuration: config, trail: trail, spool: spool, metrics: metrics,
+            source: source, policy: self.policy, logger: self.logger
         )
         let proxy = HTTPServer(
             name: "proxy", host: config.listen.host, port: config.listen.port, handler: handler,
@@ -100,14 +133,23 @@ public struct ProxyApplication: Sendable {
         self.logger.info("proxy.starting", metadata: [
             "audit.stream_id": "\(trail.streamID)",
             "upstreams": "\(config.upstreams.keys.sorted().joined(separator: ","))",
-            "audit.file": "\(config.audit.file ?? "-")",
+            "audit.file": "\(config.audit.file ?? "-")", "audit.next_seq": "\(position.nextSeq)",
         ])
-        // The proxy drains first; the admin listener stays up so probes see "not ready" meanwhile.
+        // Services stop in reverse order: the proxy drains first, then the shipper delivers what
+        // the drain recorded (within collector.shutdown_flush); the admin listener stays up
+        // throughout so probes see "not ready" meanwhile.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: admin)]
+        if let spool, let collector = config.collector {
+            let shipper = try Shipper(spool: spool, settings: collector, metrics: metrics, eventLoopGroup: eventLoopGroup, logger: self.logger)
+            services.append(.init(service: shipper))
+            self.logger.info("shipper.starting", metadata: [
+                "collector": "\(collector.url)", "spool": "\(config.spool.directory)", "overflow": "\(config.spool.overflow.rawValue)",
+                "sync": "\(config.spool.sync.rawValue)", "max_size": "\(config.spool.maxBytes)",
+            ])
+        }
+        services.append(.init(service: proxy, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup))
         let group = ServiceGroup(configuration: .init(
-            services: [
-                .init(service: admin),
-                .init(service: proxy, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup),
-            ],
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: self.logger
         ))
@@ -118,6 +160,26 @@ public struct ProxyApplication: Sendable {
             throw error
         }
         await self.shutdown(upstreams: upstreams, trail: trail)
+    }
+
+    /// The end of an exchange the proxy was serving when it stopped (crashed, killed): it ends as
+    /// `incomplete`, with what its request recorded.
+    static func interruptedExchange(_ request: AuditEvent) -> AuditEvent {
+        var http = request.http
+        http?.status = nil
+        http?.bytesOut = 0
+        return AuditEvent(
+            kind: request.kind == .llmRequest ? .llmResponse : .httpEgress,
+            sessionID: request.sessionID,
+            exchangeID: request.exchangeID,
+            source: request.source,
+            http: http,
+            genAI: request.genAI,
+            outcome: .incomplete,
+            error: .init(
+                type: "proxy_stopped",
+                message: "chaperone-proxy stopped (crashed or was killed) while this exchange was open (request seq \(request.seq), stream \(request.streamID)); how much of the answer reached the agent is unknown")
+        )
     }
 
     private func shutdown(upstreams: [String: Upstream], trail: AuditTrail) async {

@@ -1,5 +1,6 @@
 @testable import ChaperoneCollector
 import CChaperoneZlib
+import ChaperoneGzip
 import ChaperoneCore
 import Crypto
 import Foundation
@@ -161,11 +162,11 @@ let collectorIdentity = PodIdentity(namespace: "chaperone-system", serviceAccoun
         var length = uLongf(compressed.count)
         #expect(compress2(&compressed, &length, plain, uLong(plain.count), 9) == Z_OK)
         compressed = Array(compressed.prefix(Int(length)))
-        #expect(try GzipInflater.inflate(compressed, limit: 1 << 20) == plain)
+        #expect(try Gzip.inflate(compressed, limit: 1 << 20) == plain)
         // A small body that expands past the limit (a "zip bomb") stops there.
-        #expect(throws: GzipInflater.Failure.tooLarge) { try GzipInflater.inflate(compressed, limit: 4096) }
-        #expect(throws: GzipInflater.Failure.self) { try GzipInflater.inflate(Array(compressed.prefix(compressed.count / 2)), limit: 1 << 20) }
-        #expect(throws: GzipInflater.Failure.self) { try GzipInflater.inflate([0x1f, 0x8b, 0x08, 0x00, 0x01], limit: 100) }
+        #expect(throws: Gzip.Failure.tooLarge) { try Gzip.inflate(compressed, limit: 4096) }
+        #expect(throws: Gzip.Failure.self) { try Gzip.inflate(Array(compressed.prefix(compressed.count / 2)), limit: 1 << 20) }
+        #expect(throws: Gzip.Failure.self) { try Gzip.inflate([0x1f, 0x8b, 0x08, 0x00, 0x01], limit: 100) }
     }
 }
 

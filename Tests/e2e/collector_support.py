@@ -148,9 +148,38 @@ def pg_sql(database: str, sql: str) -> str:
     return out.stdout
 
 
+@dataclass
+class TLSFiles:
+    """A CA and a server certificate for 127.0.0.1 it signed, made with openssl."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+    @staticmethod
+    def make(directory: Path) -> "TLSFiles":
+        directory.mkdir(parents=True, exist_ok=True)
+
+        def openssl(*args: str) -> None:
+            subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=Chaperone Collector Test CA")
+        openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=chaperone-collector")
+        (directory / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
+        openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf")
+        return TLSFiles(ca=directory / "ca.pem", cert=directory / "server.pem", key=directory / "server.key")
+
+
 class Collector:
-    def __init__(self, directory: Path, backend: str = "sqlite", issuer: Issuer | None = None, extra_config: str = "", env: dict | None = None):
+    def __init__(self, directory: Path, backend: str = "sqlite", issuer: Issuer | None = None, extra_config: str = "", env: dict | None = None,
+                 tls: TLSFiles | None = None):
         self.directory = directory
+        self.tls = tls
+        if tls is not None:
+            extra_config += f"tls:\n  cert_file: {tls.cert}\n  key_file: {tls.key}\n"
         self.backend = backend
         self.issuer = issuer or Issuer()
         self.port = free_port()
@@ -184,7 +213,11 @@ class Collector:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    @property
+    def verify(self):
+        return str(self.tls.ca) if self.tls else True
 
     def start(self) -> "Collector":
         env = dict(os.environ, **self.env)
@@ -224,7 +257,7 @@ class Collector:
         if gzip_body:
             body = gzip.compress(body)
             headers["Content-Encoding"] = "gzip"
-        return httpx.post(self.url + "/v1/events", content=body, headers=headers, timeout=30)
+        return httpx.post(self.url + "/v1/events", content=body, headers=headers, timeout=30, verify=self.verify)
 
     def send(self, events: list[dict], token: str | None = None, **kwargs) -> dict:
         response = self.post(jsonl(events), token=token or self.issuer.token(), **kwargs)
@@ -232,7 +265,7 @@ class Collector:
         return response.json()
 
     def get(self, path: str, **params) -> dict:
-        response = httpx.get(self.url + path, params=params, headers={"Authorization": f"Bearer {READER_TOKEN}"}, timeout=60)
+        response = httpx.get(self.url + path, params=params, headers={"Authorization": f"Bearer {READER_TOKEN}"}, timeout=60, verify=self.verify)
         assert response.status_code == 200, response.text
         return response.json()
 
@@ -265,7 +298,8 @@ class Collector:
         token_file = self.directory / "reader-token"
         token_file.write_text(READER_TOKEN + "\n")
         proc = subprocess.run(
-            [str(binary("chaperonectl")), *args, "--collector", self.url, "--token-file", str(token_file)],
+            [str(binary("chaperonectl")), *args, "--collector", self.url, "--token-file", str(token_file),
+             *(["--ca-file", str(self.tls.ca)] if self.tls else [])],
             capture_output=True, text=True, timeout=120)
         if check:
             assert proc.returncode == 0, f"chaperonectl {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"

@@ -285,7 +285,7 @@ def yaml_mapping(name: str, values: dict) -> str:
 def proxy_config(
     directory: Path, *, port: int, admin_port: int, mock_port: int, dead_port: int,
     timeouts: str = "{ connect: 2s, idle: 10s, total: 60s }", limits: str | None = "{ max_request_body: 1MiB }",
-    policy_file: Path | None = None, masking: dict | None = None,
+    policy_file: Path | None = None, masking: dict | None = None, extra: str = "",
 ) -> str:
     key = directory / "key"
     text = f"""\
@@ -314,7 +314,7 @@ audit:
         text += yaml_mapping("policy", {"file": str(policy_file)})
     if masking is not None:
         text += yaml_mapping("masking", masking)
-    return text
+    return text + extra
 
 
 def start_proxy(directory: Path, mock: MockUpstream, *, policy: str | None = None, **config_options) -> Proxy:

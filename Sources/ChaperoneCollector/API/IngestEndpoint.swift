@@ -1,4 +1,5 @@
 import ChaperoneCore
+import ChaperoneGzip
 import Foundation
 import Hummingbird
 import Logging
@@ -128,8 +129,8 @@ struct IngestEndpoint: Sendable {
     private func read(_ body: [UInt8], encoding: String) -> Result<EventBatchParser.Parsed, Refusal> {
         var body = body
         if encoding != "identity" {
-            do throws(GzipInflater.Failure) {
-                body = try GzipInflater.inflate(body, limit: self.limits.maxInflatedBatchBytes)
+            do throws(Gzip.Failure) {
+                body = try Gzip.inflate(body, limit: self.limits.maxInflatedBatchBytes)
             } catch {
                 switch error {
                 case .tooLarge:

@@ -124,6 +124,9 @@ extension AuditEvent {
         case timeout
         /// The agent went away before the answer was complete.
         case clientDisconnected = "client_disconnected"
+        /// The proxy stopped (crashed or was killed) while the exchange was open; recorded when it
+        /// restarted on the same spool. How much of the answer reached the agent is unknown.
+        case incomplete
     }
 
     /// Who made the request. In the sidecar every field is self-reported (taken from the pod's

@@ -13,8 +13,8 @@ public struct AuditRecord: Sendable {
     }
 }
 
-/// Where audit records go. The JSON-lines file and stdout are sinks today; the on-disk spool and
-/// shipper to the collector (issue P4) plug in here.
+/// Where audit records go: the on-disk spool the shipper delivers to the collector, the optional
+/// local JSON-lines file, stdout.
 ///
 /// `write` is synchronous on purpose: the trail calls it while it holds the stream's order, so a
 /// sink sees records strictly in `seq` order, with no suspension in between where another record
@@ -24,4 +24,24 @@ public struct AuditRecord: Sendable {
 public protocol AuditSink: Sendable {
     func write(_ record: AuditRecord) throws
     func close() throws
+    /// Events the sink had to give up since it was last asked (a full spool's drop-oldest). The
+    /// trail records an `integrity.gap` event for each.
+    func takeLosses() -> [AuditLoss]
+}
+
+extension AuditSink {
+    public func takeLosses() -> [AuditLoss] { [] }
+}
+
+/// Events of this stream deleted before they were delivered.
+public struct AuditLoss: Sendable, Equatable {
+    public var seqs: ClosedRange<UInt64>
+    public var bytes: Int
+    public var reason: String
+
+    public init(seqs: ClosedRange<UInt64>, bytes: Int, reason: String) {
+        self.seqs = seqs
+        self.bytes = bytes
+        self.reason = reason
+    }
 }

@@ -11,7 +11,7 @@ extension ProxyConfiguration {
     public static func parse(yaml text: String) throws(ConfigError) -> ProxyConfiguration {
         var config = ProxyConfiguration()
         guard let top = try ConfigNode.root(yaml: text) else { return config }
-        try top.rejectUnknownKeys(allowed: ["listen", "admin", "upstreams", "limits", "timeouts", "audit", "masking", "policy"])
+        try top.rejectUnknownKeys(allowed: ["listen", "admin", "upstreams", "limits", "timeouts", "audit", "masking", "policy", "collector", "spool"])
         if let value = try top.address("listen", default: config.listen) { config.listen = value }
         if let value = try top.address("admin", default: config.admin) { config.admin = value }
         if let upstreams = try top.child("upstreams") {
@@ -60,7 +60,70 @@ extension ProxyConfiguration {
             config.policy.file = try policy.string("file")
             if let value = try policy.bool("builtin_rules") { config.policy.builtinRules = value }
         }
+        if let collector = try top.child("collector") {
+            config.collector = try Self.collector(collector)
+        }
+        if let spool = try top.child("spool") {
+            try spool.rejectUnknownKeys(allowed: ["directory", "max_size", "high_water_percent", "overflow", "sync", "sync_interval", "segment_size"])
+            if let value = try spool.string("directory") { config.spool.directory = value }
+            if let value = try spool.byteSize("max_size") {
+                guard value >= 1 << 20 else { throw ConfigError(field: spool.field("max_size"), message: "at least 1MiB") }
+                config.spool.maxBytes = value
+            }
+            if let value = try spool.int("high_water_percent", range: 1...100) { config.spool.highWaterPercent = value }
+            if let value = try spool.choice("overflow", as: Spool.Overflow.self) { config.spool.overflow = value }
+            if let value = try spool.choice("sync", as: Spool.Sync.self) { config.spool.sync = value }
+            if let value = try spool.duration("sync_interval") { config.spool.syncInterval = value }
+            if let value = try spool.byteSize("segment_size") {
+                guard value >= 4096 else { throw ConfigError(field: spool.field("segment_size"), message: "at least 4KiB") }
+                config.spool.segmentBytes = value
+            }
+            config.spool.segmentBytes = min(config.spool.segmentBytes, max(4096, config.spool.maxBytes / 8))
+        }
         return config
+    }
+
+    private static func collector(_ node: ConfigNode) throws(ConfigError) -> Collector {
+        try node.rejectUnknownKeys(allowed: [
+            "url", "token_file", "ca_bundle", "batch_events", "batch_size", "batch_delay", "timeout", "retry_initial", "retry_max", "shutdown_flush",
+        ])
+        guard let text = try node.string("url") else {
+            throw ConfigError(field: node.field("url"), message: "required (e.g. https://chaperone-collector.chaperone-system.svc:8080)")
+        }
+        var collector = Collector(url: try Self.collectorURL(text, field: node.field("url")))
+        if let value = try node.string("token_file") { collector.tokenFile = value }
+        collector.caBundle = try node.string("ca_bundle")
+        if let value = try node.int("batch_events", range: 1...50_000) { collector.batchEvents = value }
+        if let value = try node.byteSize("batch_size") {
+            guard (1024...(64 << 20)).contains(value) else { throw ConfigError(field: node.field("batch_size"), message: "between 1KiB and 64MiB") }
+            collector.batchBytes = value
+        }
+        if let value = try node.duration("batch_delay") { collector.batchDelay = value }
+        if let value = try node.duration("timeout") { collector.timeout = value }
+        if let value = try node.duration("retry_initial") { collector.retryInitial = value }
+        if let value = try node.duration("retry_max") { collector.retryMax = value }
+        if let value = try node.duration("shutdown_flush") { collector.shutdownFlush = value }
+        guard collector.retryInitial.duration <= collector.retryMax.duration else {
+            throw ConfigError(field: node.field("retry_initial"), message: "must not exceed retry_max")
+        }
+        return collector
+    }
+
+    /// The collector's base URL, without a trailing slash: https, or http to a loopback address
+    /// only (the token must not cross a network in clear).
+    public static func collectorURL(_ text: String, field: String) throws(ConfigError) -> String {
+        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), let host = url.host, !host.isEmpty,
+            url.query == nil, url.fragment == nil, url.user == nil
+        else {
+            throw ConfigError(field: field, message: "'\(text)' is not an https URL with a host")
+        }
+        let loopback = host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
+        guard scheme == "https" || (scheme == "http" && loopback) else {
+            throw ConfigError(field: field, message: "'\(text)': use https (plain http only to a loopback address, or the token would cross the network in clear)")
+        }
+        var trimmed = text
+        while trimmed.hasSuffix("/") { trimmed.removeLast() }
+        return trimmed
     }
 
     private static func upstream(name: String, _ node: ConfigNode) throws(ConfigError) -> Upstream {

@@ -13,6 +13,9 @@ public struct ProxyConfiguration: Sendable, Equatable {
     public var audit: Audit
     public var masking: Masking = .init()
     public var policy: PolicySettings = .init()
+    /// Where audit events are shipped; nil: they stay local (stdout and `audit.file`).
+    public var collector: Collector?
+    public var spool: Spool = .init()
 
     public init(
         listen: ListenAddress = .init(host: "127.0.0.1", port: 15080),
@@ -151,14 +154,76 @@ public struct ProxyConfiguration: Sendable, Equatable {
     }
 
     public struct Audit: Sendable, Equatable {
-        /// JSON-lines file the events are appended to; nil for none.
-        public var file: String? = "/var/run/chaperone/audit.jsonl"
+        /// A local JSON-lines copy of every event, never rotated; nil (the default) for none. The
+        /// spool is the durable copy that reaches the collector.
+        public var file: String?
         /// Also print every event as one JSON line on stdout.
         public var stdout: Bool = true
         /// Each message and response text is cut to this many characters in events.
         public var maxContentCharacters: Int = 16 * 1024
         /// Session id used when the agent sends no `X-Chaperone-Session` header.
         public var defaultSessionID: String?
+        public init() {}
+    }
+
+    /// The collector the shipper delivers the spool to.
+    public struct Collector: Sendable, Equatable {
+        /// `https://host[:port]` (plain `http://` only to a loopback address); events go to `<url>/v1/events`.
+        public var url: String
+        /// The pod's projected service-account token (audience `chaperone-collector`), re-read
+        /// for every request so the kubelet's rotation is picked up.
+        public var tokenFile = "/var/run/secrets/chaperone/collector/token"
+        /// PEM bundle of CAs trusted for the collector instead of the system trust store.
+        public var caBundle: String?
+        /// A batch is sent once it holds this many events, or this many bytes (before gzip), or
+        /// once its oldest event has waited `batchDelay`.
+        public var batchEvents = 1000
+        public var batchBytes = 1 << 20
+        public var batchDelay = ConfigDuration(milliseconds: 200)
+        /// One request to the collector, connect to answer.
+        public var timeout: ConfigDuration = .seconds(30)
+        /// Exponential backoff between failed attempts, with jitter, from `retryInitial` to `retryMax`.
+        public var retryInitial = ConfigDuration(milliseconds: 200)
+        public var retryMax: ConfigDuration = .seconds(30)
+        /// On SIGTERM, after the exchanges are drained, how long the shipper keeps delivering
+        /// what is still spooled. What is left stays in the spool for the next start.
+        public var shutdownFlush: ConfigDuration = .seconds(5)
+
+        public init(url: String) {
+            self.url = url
+        }
+    }
+
+    /// The on-disk write-ahead log every audit event is appended to before the exchange it
+    /// describes is released to the agent (see docs/configuration.md, "Spool").
+    public struct Spool: Sendable, Equatable {
+        public enum Overflow: String, Sendable, Equatable, CaseIterable {
+            /// New requests get a provider-shaped 503 until the collector catches up.
+            case failClosed = "fail-closed"
+            /// The oldest unshipped events are deleted and an `integrity.gap` event says which.
+            case dropOldest = "drop-oldest"
+        }
+
+        public enum Sync: String, Sendable, Equatable, CaseIterable {
+            /// fdatasync before every event is released (survives power loss; costs a disk flush per event).
+            case always
+            /// Written before release (survives any crash of the proxy), flushed to disk every `syncInterval`.
+            case interval
+            /// Written before release; the kernel flushes when it likes.
+            case never
+        }
+
+        public var directory = "/var/run/chaperone/spool"
+        /// Unshipped events may take this much disk; beyond it `overflow` applies. Keep it under
+        /// the emptyDir's sizeLimit (256Mi by default), or the kubelet evicts the pod first.
+        public var maxBytes = 192 << 20
+        /// Readiness turns false above this share of `maxBytes`, true again below it.
+        public var highWaterPercent = 80
+        public var overflow = Overflow.failClosed
+        public var sync = Sync.interval
+        public var syncInterval = ConfigDuration(milliseconds: 100)
+        /// Events go to files of about this size; a file is deleted once all of it is acknowledged.
+        public var segmentBytes = 4 << 20
         public init() {}
     }
 }

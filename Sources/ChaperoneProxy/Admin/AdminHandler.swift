@@ -23,7 +23,7 @@ struct AdminHandler: HTTPExchangeHandler {
         case (.GET, "/readyz"), (.HEAD, "/readyz"):
             let ready = self.readiness.isReady
             status = ready ? .ok : .serviceUnavailable
-            payload = ByteBuffer(string: ready ? "ready\n" : "not ready\n")
+            payload = ByteBuffer(string: ready ? "ready\n" : "not ready: \(self.readiness.reasons.joined(separator: "; "))\n")
         case (.GET, "/metrics"):
             status = .ok
             contentType = "text/plain; version=0.0.4; charset=utf-8"

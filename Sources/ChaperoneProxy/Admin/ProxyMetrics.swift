@@ -1,3 +1,4 @@
+import ChaperoneCore
 import ChaperoneMasking
 import NIOConcurrencyHelpers
 public import Prometheus
@@ -9,6 +10,20 @@ public import Prometheus
 public struct ProxyMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     private let activeStreams: Gauge
+    private let spool: SpoolGauges
+    private let shipAttempts: Counter
+    private let shippedEvents: Counter
+    private let duplicateEvents: Counter
+    private let setAsideEvents: Counter
+    private let droppedEvents: Counter
+    private let backlogRefusals: Counter
+
+    private struct SpoolGauges {
+        var events: Gauge
+        var bytes: Gauge
+        var oldestSeconds: Gauge
+        var heldEvents: Gauge
+    }
     private let cache = NIOLockedValueBox(Cache())
 
     private struct Route: Hashable {
@@ -36,6 +51,7 @@ public struct ProxyMetrics: Sendable {
         var findings: [String: Counter] = [:]
         var policyDecisions: [String: Counter] = [:]
         var upstreamErrors: [[String]: Counter] = [:]
+        var shipFailures: [String: Counter] = [:]
     }
 
     static let latencyBuckets: [Duration] = [
@@ -48,7 +64,62 @@ public struct ProxyMetrics: Sendable {
         self.registry = registry
         self.activeStreams = registry.makeGauge(descriptor: Self.descriptor(
             "active_streams", unit: "", "Exchanges whose response is being streamed to the agent right now."))
+        self.spool = SpoolGauges(
+            events: registry.makeGauge(descriptor: Self.descriptor(
+                "spool_events", unit: "", "Audit events in the spool not yet acknowledged by the collector.")),
+            bytes: registry.makeGauge(descriptor: Self.descriptor("spool", unit: "bytes", "Size of the spool's files.")),
+            oldestSeconds: registry.makeGauge(descriptor: Self.descriptor(
+                "spool_oldest_unshipped_age", unit: "seconds", "Age of the oldest audit event the collector has not acknowledged; 0 when none.")),
+            heldEvents: registry.makeGauge(descriptor: Self.descriptor(
+                "spool_held_events", unit: "", "Audit events the disk refused (full), held in memory until it takes them.")))
+        self.shipAttempts = registry.makeCounter(descriptor: Self.descriptor(
+            "ship_attempts", unit: "total", "Batches sent to the collector, retries included."))
+        self.shippedEvents = registry.makeCounter(descriptor: Self.descriptor(
+            "shipped_events", unit: "total", "Audit events the collector acknowledged as stored."))
+        self.duplicateEvents = registry.makeCounter(descriptor: Self.descriptor(
+            "shipped_duplicate_events", unit: "total", "Audit events the collector already had (a retry after a lost answer)."))
+        self.setAsideEvents = registry.makeCounter(descriptor: Self.descriptor(
+            "ship_rejected_events", unit: "total", "Audit events the collector refused; kept in the spool's rejected.jsonl."))
+        self.droppedEvents = registry.makeCounter(descriptor: Self.descriptor(
+            "spool_dropped_events", unit: "total", "Audit events deleted unshipped by overflow drop-oldest (each range is an integrity.gap event)."))
+        self.backlogRefusals = registry.makeCounter(descriptor: Self.descriptor(
+            "audit_backlog_refusals", unit: "total", "Requests refused with 503 because the spool was full (overflow fail-closed) or the disk refused writes."))
     }
+
+    func spoolChanged(_ depth: Spool.Depth) {
+        self.spool.events.set(Int64(depth.events))
+        self.spool.bytes.set(Int64(depth.bytes))
+        self.spool.heldEvents.set(Int64(depth.heldEvents))
+        self.spoolAge(depth.oldestMicros)
+    }
+
+    func spoolAge(_ oldestMicros: Int64?) {
+        let age = oldestMicros.map { max(0, Double(WallClock.nowMicroseconds() - $0) / 1_000_000) } ?? 0
+        self.spool.oldestSeconds.set(age)
+    }
+
+    func shipAttempted() { self.shipAttempts.increment() }
+
+    func shipFailed(reason: String) {
+        let counter = self.cache.withLockedValue { cache in
+            if let counter = cache.shipFailures[reason] { return counter }
+            let counter = self.registry.makeCounter(
+                descriptor: Self.descriptor("ship_failures", unit: "total", "Batches the collector did not acknowledge, by reason (connect, timeout, http_5xx, unauthenticated, ...)."),
+                labels: [("reason", reason)])
+            cache.shipFailures[reason] = counter
+            return counter
+        }
+        counter.increment()
+    }
+
+    func shipped(stored: Int, duplicates: Int, rejected: Int) {
+        self.shippedEvents.increment(by: Int64(stored))
+        self.duplicateEvents.increment(by: Int64(duplicates))
+        self.setAsideEvents.increment(by: Int64(rejected))
+    }
+
+    func spoolDropped(events: Int) { self.droppedEvents.increment(by: Int64(events)) }
+    func backlogRefused() { self.backlogRefusals.increment() }
 
     private static func descriptor(_ name: String, unit: String, _ help: String) -> MetricNameDescriptor {
         MetricNameDescriptor(namespace: "chaperone", subsystem: "proxy", metricName: name, unitName: unit, helpText: help)

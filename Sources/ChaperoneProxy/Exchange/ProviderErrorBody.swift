@@ -10,6 +10,8 @@ struct ProxyError: Error, Sendable {
     var status: HTTPResponseStatus
     var message: String
     var outcome: AuditEvent.Outcome
+    /// Sent as `Retry-After`, which the official SDKs honour when they retry.
+    var retryAfterSeconds: Int? = nil
 
     static func unknownUpstream(_ name: String, known: [String]) -> ProxyError {
         ProxyError(
@@ -68,6 +70,18 @@ struct ProxyError: Error, Sendable {
     static func approvalRequired(rule: String, message: String) -> ProxyError {
         ProxyError(code: "approval_required", status: .forbidden,
                    message: "chaperone-proxy: policy rule \(rule) requires a human approval (\(message)), and no approval service is configured for this proxy; the request was not sent", outcome: .rejected)
+    }
+
+    /// The audit spool cannot take more (full under `fail-closed`, or the disk refuses writes):
+    /// nothing is sent that could not be recorded.
+    static func auditBacklog(_ depth: Spool.Depth, limit: Int) -> ProxyError {
+        let why = depth.heldEvents > 0
+            ? "the disk holding the audit spool is full"
+            : "the audit spool is full (\(depth.events) events, \(depth.bytes) of \(limit) bytes, waiting for the collector)"
+        return ProxyError(
+            code: "audit_backlog", status: .serviceUnavailable,
+            message: "chaperone-proxy: \(why); new requests are refused until the audit events are delivered, so that nothing goes unrecorded. Retry shortly.",
+            outcome: .rejected, retryAfterSeconds: 5)
     }
 
     static let shuttingDown = ProxyError(

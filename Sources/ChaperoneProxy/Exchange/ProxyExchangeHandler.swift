@@ -14,6 +14,7 @@ final class ProxyExchangeHandler: HTTPExchangeHandler {
     private let timeouts: ProxyConfiguration.Timeouts
     private let auditConfig: ProxyConfiguration.Audit
     private let trail: AuditTrail
+    private let spool: Spool?
     private let metrics: ProxyMetrics
     private let source: AuditEvent.Source
     private let logger: Logger
@@ -21,9 +22,10 @@ final class ProxyExchangeHandler: HTTPExchangeHandler {
     private let restorePlaceholders: Bool
 
     init(
-        upstreams: [String: Upstream], configuration: ProxyConfiguration, trail: AuditTrail,
+        upstreams: [String: Upstream], configuration: ProxyConfiguration, trail: AuditTrail, spool: Spool?,
         metrics: ProxyMetrics, source: AuditEvent.Source, policy: PolicyEngine, logger: Logger
     ) {
+        self.spool = spool
         self.policy = policy
         self.restorePlaceholders = configuration.masking.restorePlaceholders
         self.upstreams = upstreams
@@ -90,6 +92,13 @@ final class ProxyExchangeHandler: HTTPExchangeHandler {
         record.provider = upstream.config.provider
         record.path = target.path
         record.operation = LLMOperation.classify(provider: upstream.config.provider, method: head.method.rawValue, path: target.path)
+
+        // Nothing goes upstream that the spool could not record.
+        if let spool = self.spool, !spool.admitsNewExchanges {
+            self.metrics.backlogRefused()
+            return await self.refuse(.auditBacklog(spool.depth, limit: spool.settings.maxBytes), provider: upstream.config.provider,
+                                     body: body, record: &record, connection: connection)
+        }
 
         let declaredLength = head.headers.first(name: "content-length").flatMap(Int.init)
         if let declaredLength, declaredLength > self.limits.maxRequestBodyBytes {
@@ -209,6 +218,7 @@ final class ProxyExchangeHandler: HTTPExchangeHandler {
         headers.add(name: "content-length", value: "\(payload.utf8.count)")
         headers.add(name: "x-chaperone-error", value: error.code)
         headers.add(name: "x-chaperone-exchange", value: record.exchangeID)
+        if let seconds = error.retryAfterSeconds { headers.add(name: "retry-after", value: "\(seconds)") }
         if !reusable || connection.isDraining { headers.add(name: "connection", value: "close") }
         do {
             try await connection.outbound.write(.head(HTTPResponseHead(version: .http1_1, status: error.status, headers: headers)))
