@@ -234,6 +234,7 @@ let package = Package(
                 "ChaperoneCore",
                 "ChaperoneGzip",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
