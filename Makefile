@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 BIN_DIR := .build/debug
-.PHONY: all build test unit-test e2e-test test-postgres demo bench bench-proxy bench-masking bench-injector bench-collector clean
+.PHONY: all build test unit-test e2e-test test-postgres demo bench bench-proxy bench-masking bench-injector bench-collector bench-spool chaos clean
 
 all: build
 
@@ -42,6 +42,7 @@ bench:
 	bench/run.sh
 	bench/injector/run.sh
 	bench/collector/run.sh
+	bench/spool/run.sh
 
 # wrk through chaperone-proxy, through Envoy and direct to the same mock.
 bench-proxy:
@@ -59,6 +60,17 @@ bench-injector:
 # 1,000,000 stored events.
 bench-collector:
 	bench/collector/run.sh
+
+# The spool's cost on the request path (per fsync policy) and shipping throughput to a collector.
+bench-spool:
+	bench/spool/run.sh
+
+# The delivery fault tests in their long form: the collector down for 30 s under 50 requests/s,
+# ten collector kills mid-batch, 20 s of injected 500s and timeouts (a few minutes in all).
+chaos: build test-postgres
+	@command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl; }
+	scripts/e2e-venv.sh
+	CHAPERONE_CHAOS=1 CHAPERONE_BIN_DIR=$(CURDIR)/$(BIN_DIR) .venv/bin/python -m pytest Tests/e2e/test_delivery.py -q -s
 
 clean:
 	rm -rf .build .build-release .build-static .demo .venv

@@ -203,6 +203,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .executableTarget(
+            name: "chaperone-spool-bench",
+            dependencies: ["ChaperoneProxy", "ChaperoneCore", .product(name: "Logging", package: "swift-log")],
+            path: "bench/spool/Sources",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
             name: "chaperone-masking-bench",
             dependencies: ["ChaperoneMasking"],
             path: "bench/masking/Sources",

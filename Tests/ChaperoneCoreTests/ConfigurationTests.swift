@@ -105,4 +105,43 @@ struct ConfigurationTests {
     func empty() throws {
         #expect(try ProxyConfiguration.parse(yaml: "") == ProxyConfiguration())
     }
+
+    @Test("collector and spool: parsed, and bad values named by field")
+    func delivery() throws {
+        let config = try ProxyConfiguration.parse(yaml: """
+            collector:
+              url: https://chaperone-collector.chaperone-system.svc:8080/
+              batch_events: 250
+              batch_delay: 50ms
+              retry_max: 10s
+            spool:
+              directory: /spool
+              max_size: 64MiB
+              overflow: drop-oldest
+              sync: always
+            """)
+        #expect(config.collector?.url == "https://chaperone-collector.chaperone-system.svc:8080")
+        #expect(config.collector?.tokenFile == "/var/run/secrets/chaperone/collector/token")
+        #expect(config.collector?.batchEvents == 250 && config.collector?.batchDelay.milliseconds == 50)
+        #expect(config.spool.directory == "/spool" && config.spool.maxBytes == 64 << 20)
+        #expect(config.spool.overflow == .dropOldest && config.spool.sync == .always)
+        #expect(config.spool.segmentBytes == 4 << 20)
+        #expect(ProxyConfiguration().collector == nil, "no collector unless configured")
+
+        func refusal(_ yaml: String) -> String {
+            do {
+                _ = try ProxyConfiguration.parse(yaml: yaml)
+                return "accepted"
+            } catch {
+                return error.description
+            }
+        }
+        #expect(refusal("collector: { url: 'http://collector.example:8080' }").hasPrefix("collector.url: "))
+        #expect(refusal("collector: { url: 'http://collector.example:8080' }").contains("use https"))
+        #expect(refusal("collector: { url: 'http://127.0.0.1:8080' }") == "accepted")
+        #expect(refusal("collector: { batch_events: 5 }").hasPrefix("collector.url: required"))
+        #expect(refusal("spool: { overflow: drop-newest }").contains("fail-closed, drop-oldest"))
+        #expect(refusal("spool: { max_size: 1KiB }").hasPrefix("spool.max_size: at least 1MiB"))
+        #expect(refusal("collector: { url: 'https://c', retry_initial: 1m, retry_max: 1s }").hasPrefix("collector.retry_initial"))
+    }
 }

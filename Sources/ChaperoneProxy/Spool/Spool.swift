@@ -1,6 +1,6 @@
-import ChaperoneCore
+package import ChaperoneCore
 import Foundation
-import Logging
+package import Logging
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -26,44 +26,44 @@ import Darwin
 /// and reports exactly which events went (`takeLosses`). When the disk itself refuses a write
 /// (ENOSPC), events are held in memory, in order, and written as soon as space frees; the gate is
 /// closed meanwhile, whatever the policy.
-final class Spool: AuditSink, @unchecked Sendable {
-    typealias Settings = ProxyConfiguration.Spool
+package final class Spool: AuditSink, @unchecked Sendable {
+    package typealias Settings = ProxyConfiguration.Spool
 
     /// What the spool holds, for metrics, readiness and the shipper.
-    struct Depth: Sendable, Equatable {
+    package struct Depth: Sendable, Equatable {
         /// Events neither acknowledged by the collector nor dropped, on disk or held in memory.
-        var events: Int
+        package var events: Int
         /// Size of the spool's files.
-        var bytes: Int
+        package var bytes: Int
         /// When the oldest unacknowledged event was appended (wall-clock µs).
-        var oldestMicros: Int64?
+        package var oldestMicros: Int64?
         /// Events the disk refused, held in memory until it takes them.
-        var heldEvents: Int
-        var aboveHighWater: Bool
-        var admitsNewExchanges: Bool
+        package var heldEvents: Int
+        package var aboveHighWater: Bool
+        package var admitsNewExchanges: Bool
     }
 
     /// What a restarted spool found.
-    struct Recovery: Sendable {
+    package struct Recovery: Sendable {
         /// Where the stream continues; nil when the spool was empty (a new stream starts).
-        var position: AuditTrail.StreamPosition?
+        package var position: AuditTrail.StreamPosition?
         /// `llm.request` events whose exchange never ended: the proxy stopped while they were open.
-        var openExchanges: [AuditEvent]
-        var events: Int
-        var unacknowledged: Int
+        package var openExchanges: [AuditEvent]
+        package var events: Int
+        package var unacknowledged: Int
         /// Bytes cut from the end of the newest segment (a line half-written when the proxy died).
-        var tornBytes: Int
+        package var tornBytes: Int
     }
 
     /// Events handed to the shipper: `firstSeq...lastSeq`, one line each (no newline).
-    struct Claim: Sendable {
-        var firstSeq: UInt64
-        var lines: [ArraySlice<UInt8>]
-        var lastSeq: UInt64 { self.firstSeq + UInt64(self.lines.count) - 1 }
-        var count: Int { self.lines.count }
+    package struct Claim: Sendable {
+        package var firstSeq: UInt64
+        package var lines: [ArraySlice<UInt8>]
+        package var lastSeq: UInt64 { self.firstSeq + UInt64(self.lines.count) - 1 }
+        package var count: Int { self.lines.count }
 
         /// The lines as a JSON-lines body.
-        var body: [UInt8] {
+        package var body: [UInt8] {
             var body = [UInt8]()
             body.reserveCapacity(self.lines.reduce(0) { $0 + $1.count + 1 })
             for line in self.lines {
@@ -73,20 +73,20 @@ final class Spool: AuditSink, @unchecked Sendable {
             return body
         }
 
-        func prefix(_ count: Int) -> Claim {
+        package func prefix(_ count: Int) -> Claim {
             Claim(firstSeq: self.firstSeq, lines: Array(self.lines.prefix(count)))
         }
 
-        func dropFirst(_ count: Int) -> Claim {
+        package func dropFirst(_ count: Int) -> Claim {
             Claim(firstSeq: self.firstSeq + UInt64(count), lines: Array(self.lines.dropFirst(count)))
         }
     }
 
-    enum Failure: Error, CustomStringConvertible {
+    package enum Failure: Error, CustomStringConvertible {
         case directory(String, String)
         case locked(String)
         case io(String, Int32)
-        var description: String {
+        package var description: String {
             switch self {
             case .directory(let path, let why): "cannot use spool directory \(path): \(why)"
             case .locked(let path): "spool \(path) is in use by another chaperone-proxy (lock held)"
@@ -95,8 +95,8 @@ final class Spool: AuditSink, @unchecked Sendable {
         }
     }
 
-    let directory: String
-    let settings: Settings
+    package let directory: String
+    package let settings: Settings
     private let logger: Logger
     private let lock = NSLock()
     private let lockFile: SpoolFile
@@ -130,7 +130,7 @@ final class Spool: AuditSink, @unchecked Sendable {
     /// Opens (creating it if needed) and locks the spool in `settings.directory`, and reads back
     /// what a previous run left: the stream's position, the unacknowledged events, and the
     /// exchanges that were open when it stopped.
-    init(settings: Settings, logger: Logger) throws(Failure) {
+    package init(settings: Settings, logger: Logger) throws(Failure) {
         self.directory = settings.directory
         self.settings = settings
         self.logger = logger
@@ -147,21 +147,21 @@ final class Spool: AuditSink, @unchecked Sendable {
     }
 
     /// Reads the segments a previous run left. Call once, before the first `write`.
-    func recover() throws(Failure) -> Recovery {
+    package func recover() throws(Failure) -> Recovery {
         self.lock.lock()
         defer { self.lock.unlock() }
         return try self.recoverLocked()
     }
 
     /// Called (outside the spool's lock) whenever the depth changes: metrics and readiness.
-    func observe(_ onChange: @escaping @Sendable (Depth) -> Void) {
+    package func observe(_ onChange: @escaping @Sendable (Depth) -> Void) {
         self.lock.withLock { self.onChange = onChange }
         onChange(self.depth)
     }
 
     // MARK: writing (the trail, in seq order)
 
-    func write(_ record: AuditRecord) throws {
+    package func write(_ record: AuditRecord) throws {
         let depth: Depth = self.lock.withLock {
             var line = [UInt8](record.canonicalJSON)
             line.append(0x0a)
@@ -193,7 +193,7 @@ final class Spool: AuditSink, @unchecked Sendable {
         self.onChange?(depth)
     }
 
-    func takeLosses() -> [AuditLoss] {
+    package func takeLosses() -> [AuditLoss] {
         self.lock.withLock {
             defer { self.losses = [] }
             if !self.losses.isEmpty { self.handedOut = self.losses }
@@ -201,7 +201,7 @@ final class Spool: AuditSink, @unchecked Sendable {
         }
     }
 
-    func close() throws {
+    package func close() throws {
         self.lock.withLock {
             if let current = self.current, self.settings.sync != .never { _ = fdatasync(current.fd) }
             self.writeAcknowledgedLocked()
@@ -210,13 +210,13 @@ final class Spool: AuditSink, @unchecked Sendable {
 
     /// Whether a new exchange may start: false while the spool is full under `fail-closed`, or
     /// the disk refuses writes.
-    var admitsNewExchanges: Bool { self.lock.withLock { self.admitsLocked } }
+    package var admitsNewExchanges: Bool { self.lock.withLock { self.admitsLocked } }
 
-    var depth: Depth { self.lock.withLock { self.depthLocked } }
+    package var depth: Depth { self.lock.withLock { self.depthLocked } }
 
     /// Flushes the newest segment to disk when `sync: interval` and something was written since
     /// the last flush; retries writing held events. Run every `sync_interval`.
-    func syncNow() {
+    package func syncNow() {
         let (file, depth): (SpoolFile?, Depth?) = self.lock.withLock {
             let changed = self.retryHeldLocked()
             let file = self.dirty && self.settings.sync == .interval ? self.current : nil
@@ -232,7 +232,7 @@ final class Spool: AuditSink, @unchecked Sendable {
     // MARK: shipping
 
     /// Events not yet handed to the shipper: how many, their bytes, and when the oldest arrived.
-    func unclaimed() -> (events: Int, bytes: Int, oldestMicros: Int64?) {
+    package func unclaimed() -> (events: Int, bytes: Int, oldestMicros: Int64?) {
         self.lock.withLock {
             var events = 0
             var bytes = 0
@@ -248,7 +248,7 @@ final class Spool: AuditSink, @unchecked Sendable {
 
     /// Hands the next events to the shipper, in order, at most `maxEvents` and (past the first)
     /// `maxBytes`; never past the end of a segment. nil when nothing is waiting.
-    func claim(maxEvents: Int, maxBytes: Int) -> Claim? {
+    package func claim(maxEvents: Int, maxBytes: Int) -> Claim? {
         let found: (SpoolFile, start: Int, ends: ArraySlice<Int>, first: UInt64)? = self.lock.withLock {
             guard let segment = self.segments.first(where: { $0.lastSeq > self.claimed }),
                 let file = SpoolFile.open(segment.path, O_RDONLY)
@@ -291,7 +291,7 @@ final class Spool: AuditSink, @unchecked Sendable {
 
     /// The collector has every event up to `seq` (stored, duplicate or set aside): they leave the
     /// spool. Segments wholly acknowledged, and holding no open exchange, are deleted.
-    func acknowledge(through seq: UInt64) {
+    package func acknowledge(through seq: UInt64) {
         let depth: Depth = self.lock.withLock {
             if seq > self.acknowledged { self.acknowledged = seq }
             self.absorbDroppedLocked()
