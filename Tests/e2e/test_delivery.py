@@ -21,6 +21,16 @@ from delivery_support import (CHAOS, Agent, FaultyFront, account, assert_answere
                               stored_events, stop, tmpfs, unmount, wait_drained)
 
 
+def requests_until_refused(client: openai.OpenAI, limit: int) -> openai.APIStatusError | None:
+    """Sends ~4 KB prompts until the proxy refuses one; returns the refusal (None if none was)."""
+    for i in range(limit):
+        try:
+            client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": f"{i} " + "x" * 4000}])
+        except openai.APIStatusError as error:
+            return error
+    return None
+
+
 @pytest.fixture(scope="module")
 def tls(tmp_path_factory) -> TLSFiles:
     return TLSFiles.make(tmp_path_factory.mktemp("collector-tls"))
@@ -153,14 +163,7 @@ def test_spool_full_fails_closed_then_recovers(tmp_path, mock, collector):
     proxy = start_shipping_proxy(tmp_path / "proxy", mock, collector, max_size="1MiB", segment_size="64KiB")
     collector.stop()
     client = proxy.openai()
-    refused = None
-    big = "x" * 4000
-    for i in range(2000):
-        try:
-            client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": f"{i} {big}"}])
-        except openai.APIStatusError as error:
-            refused = error
-            break
+    refused = requests_until_refused(client, 2000)
     assert refused is not None, "the spool filled up"
     assert refused.status_code == 503 and "audit spool is full" in refused.message
     assert refused.response.headers["x-chaperone-error"] == "audit_backlog"
@@ -207,14 +210,7 @@ def test_spool_disk_full_holds_events_and_refuses_new_requests(tmp_path, mock, c
         proxy = start_shipping_proxy(tmp_path / "proxy", mock, collector, spool_dir=mount / "spool", max_size="64MiB", segment_size="32KiB")
         collector.stop()
         client = proxy.openai()
-        refused = None
-        big = "z" * 4000
-        for i in range(500):
-            try:
-                client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": f"{i} {big}"}])
-            except openai.APIStatusError as error:
-                refused = error
-                break
+        refused = requests_until_refused(client, 500)
         assert refused is not None and refused.status_code == 503 and "disk" in refused.message
         assert metric(proxy.admin_url, "chaperone_proxy_spool_held_events") >= 1
         assert proxy.readyz() == 503
