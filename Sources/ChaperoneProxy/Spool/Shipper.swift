@@ -46,21 +46,14 @@ struct Shipper: Service {
 
     func run() async throws {
         await withTaskGroup(of: Void.self) { group in
-            if self.spool.settings.sync == .interval {
-                group.addTask {
-                    while !Task.isCancelled {
-                        try? await Task.sleep(for: self.spool.settings.syncInterval.duration)
-                        self.spool.syncNow()
-                        self.metrics.spoolAge(self.spool.depth.oldestMicros)
-                    }
-                }
-            } else {
-                group.addTask {
-                    while !Task.isCancelled {
-                        try? await Task.sleep(for: .milliseconds(500))
-                        self.spool.syncNow()
-                        self.metrics.spoolAge(self.spool.depth.oldestMicros)
-                    }
+            // The interval flush (and, whatever the policy, retrying events the disk refused and
+            // the age gauge), beside the delivery loop.
+            let period = self.spool.settings.sync == .interval ? self.spool.settings.syncInterval.duration : .milliseconds(500)
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: period)
+                    self.spool.syncNow()
+                    self.metrics.spoolAge(self.spool.depth.oldestMicros)
                 }
             }
             await self.deliver()
