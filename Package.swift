@@ -83,6 +83,7 @@ let package = Package(
                 "ChaperoneGzip",
                 "ChaperoneLLM",
                 "ChaperoneMasking",
+                "ChaperoneMetrics",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -117,6 +118,14 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "ChaperoneMetrics",
+            dependencies: [
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -254,6 +263,7 @@ let package = Package(
 var serviceDependencies: [Target.Dependency] { [
     "ChaperoneCore",
     "ChaperoneAdmin",
+    "ChaperoneMetrics",
     "ChaperoneKubernetes",
     .product(name: "Hummingbird", package: "hummingbird"),
     .product(name: "HummingbirdTLS", package: "hummingbird"),

@@ -1,4 +1,5 @@
 import ChaperoneAdmin
+import ChaperoneMetrics
 public import Prometheus
 
 /// The collector's Prometheus metrics (`chaperone_collector_*`).

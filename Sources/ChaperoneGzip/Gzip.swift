@@ -8,25 +8,33 @@ public enum Gzip {
         case corrupt(String)
     }
 
+    /// zlib could not start or finish compressing (it could not allocate its state).
+    public struct CompressionFailure: Error, CustomStringConvertible {
+        public var zlibStatus: Int32
+        public var description: String { "gzip compression failed (zlib status \(self.zlibStatus))" }
+    }
+
     /// `input` as one gzip member. Level 1 (fastest): audit JSON compresses about as well at 1 as
     /// at 6, and the sidecar's CPU is the agent's pod's.
-    public static func deflate(_ input: [UInt8], level: Int32 = 1) -> [UInt8] {
+    public static func deflate(_ input: [UInt8], level: Int32 = 1) throws(CompressionFailure) -> [UInt8] {
         var stream = z_stream()
-        guard chaperone_deflate_init_gzip(&stream, level) == Z_OK else { fatalError("zlib deflateInit2 failed (out of memory)") }
+        let started = chaperone_deflate_init_gzip(&stream, level)
+        guard started == Z_OK else { throw CompressionFailure(zlibStatus: started) }
         defer { deflateEnd(&stream) }
         var output = [UInt8](repeating: 0, count: Int(deflateBound(&stream, uLong(input.count))) + 32)
         var input = input
-        let produced = input.withUnsafeMutableBufferPointer { inputBuffer in
+        let (status, produced) = input.withUnsafeMutableBufferPointer { inputBuffer in
             output.withUnsafeMutableBufferPointer { outputBuffer in
                 stream.next_in = inputBuffer.baseAddress
                 stream.avail_in = UInt32(inputBuffer.count)
                 stream.next_out = outputBuffer.baseAddress
                 stream.avail_out = UInt32(outputBuffer.count)
+                // deflateBound sizes the output for one Z_FINISH call.
                 let status = CChaperoneZlib.deflate(&stream, Z_FINISH)
-                precondition(status == Z_STREAM_END, "deflateBound was too small")
-                return outputBuffer.count - Int(stream.avail_out)
+                return (status, outputBuffer.count - Int(stream.avail_out))
             }
         }
+        guard status == Z_STREAM_END else { throw CompressionFailure(zlibStatus: status) }
         output.removeLast(output.count - produced)
         return output
     }

@@ -1,4 +1,5 @@
 import ChaperoneAdmin
+import ChaperoneMetrics
 public import Prometheus
 
 /// The injector's Prometheus metrics (`chaperone_injector_*`).

@@ -87,9 +87,10 @@ public struct ProxyApplication: Sendable {
                     "unacknowledged": "\(recovery.unacknowledged)", "interrupted_exchanges": "\(interrupted.count)", "torn_bytes": "\(recovery.tornBytes)",
                 ])
             }
+            let highWater = "audit spool above its high-water mark (\(config.spool.highWaterPercent)% of spool.max_size) or disk full"
             opened.observe { depth in
                 metrics.spoolChanged(depth)
-                readiness.hold("audit spool above its high-water mark (\(config.spool.highWaterPercent)% of spool.max_size) or disk full", depth.aboveHighWater)
+                readiness.hold(highWater, depth.aboveHighWater)
             }
             spool = opened
             sinks.append(opened)
@@ -107,8 +108,8 @@ public struct ProxyApplication: Sendable {
         let trail = AuditTrail(position: position, sinks: sinks, source: source, logger: self.logger)
         // Exchanges the previous run left open end here, as incomplete.
         for request in interrupted {
-            await trail.record(Self.interruptedExchange(request))
-            metrics.auditEventRecorded(kind: request.kind == .llmRequest ? AuditEvent.Kind.llmResponse.rawValue : request.kind.rawValue)
+            let ended = await trail.record(Self.interruptedExchange(request))
+            metrics.auditEventRecorded(kind: ended.event.kind.rawValue)
         }
 
         var upstreams: [String: Upstream] = [:]

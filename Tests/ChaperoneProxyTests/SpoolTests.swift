@@ -143,7 +143,7 @@ import Testing
 
     @Test func gzipRoundTrips() throws {
         let text = Array(String(repeating: "{\"kind\":\"llm.request\"}\n", count: 1000).utf8)
-        let compressed = Gzip.deflate(text)
+        let compressed = try Gzip.deflate(text)
         #expect(compressed.count < text.count / 10 && compressed.prefix(2) == [0x1f, 0x8b])
         #expect(try Gzip.inflate(compressed, limit: 1 << 20) == text)
     }

@@ -31,6 +31,17 @@ def requests_until_refused(client: openai.OpenAI, limit: int) -> openai.APIStatu
     return None
 
 
+def recovers_once_the_collector_is_back(proxy, collector: Collector, client: openai.OpenAI) -> None:
+    """Starts the collector; the spool drains, readiness returns, a new request is accepted and
+    shipped, and the proxy stops cleanly."""
+    collector.start()
+    wait_drained(proxy)
+    poll(lambda: proxy.readyz() == 200, timeout=10, interval=0.1, what="readiness once the spool drained")
+    client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "accepted again"}])
+    wait_drained(proxy)
+    assert stop(proxy) == 0
+
+
 @pytest.fixture(scope="module")
 def tls(tmp_path_factory) -> TLSFiles:
     return TLSFiles.make(tmp_path_factory.mktemp("collector-tls"))
@@ -170,12 +181,7 @@ def test_spool_full_fails_closed_then_recovers(tmp_path, mock, collector):
     assert refused.response.headers["retry-after"] == "5"
     assert proxy.readyz() == 503, "not ready above the high-water mark"
     assert metric(proxy.admin_url, "chaperone_proxy_audit_backlog_refusals_total") >= 1
-    collector.start()
-    wait_drained(proxy)
-    poll(lambda: proxy.readyz() == 200, timeout=10, interval=0.1, what="readiness once the spool drained")
-    client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "accepted again"}])
-    wait_drained(proxy)
-    assert stop(proxy) == 0
+    recovers_once_the_collector_is_back(proxy, collector, client)
     accounting = account(collector, proxy.audit)
     assert accounting.produced > 300
 
@@ -214,12 +220,7 @@ def test_spool_disk_full_holds_events_and_refuses_new_requests(tmp_path, mock, c
         assert refused is not None and refused.status_code == 503 and "disk" in refused.message
         assert metric(proxy.admin_url, "chaperone_proxy_spool_held_events") >= 1
         assert proxy.readyz() == 503
-        collector.start()
-        wait_drained(proxy)
-        poll(lambda: proxy.readyz() == 200, timeout=10, interval=0.1, what="readiness once the disk took the held events")
-        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "accepted again"}])
-        wait_drained(proxy)
-        assert stop(proxy) == 0
+        recovers_once_the_collector_is_back(proxy, collector, client)
     finally:
         unmount(mount)
     account(collector, proxy.audit)

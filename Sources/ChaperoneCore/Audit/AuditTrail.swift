@@ -51,10 +51,11 @@ public actor AuditTrail {
     @discardableResult
     public func record(_ event: AuditEvent) -> AuditRecord {
         let record = self.seal(event)
-        var losses = self.sinks.flatMap { $0.takeLosses() }
+        // Reporting a loss writes an event, which may itself make a sink give up more.
+        var losses = self.takeLosses()
         while !losses.isEmpty {
             for loss in losses { self.seal(self.gapEvent(loss)) }
-            losses = self.sinks.flatMap { $0.takeLosses() }
+            losses = self.takeLosses()
         }
         return record
     }
@@ -82,6 +83,12 @@ public actor AuditTrail {
             }
         }
         return record
+    }
+
+    private func takeLosses() -> [AuditLoss] {
+        var losses: [AuditLoss] = []
+        for sink in self.sinks { losses += sink.takeLosses() }
+        return losses
     }
 
     private func gapEvent(_ loss: AuditLoss) -> AuditEvent {

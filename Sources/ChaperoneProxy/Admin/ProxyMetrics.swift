@@ -1,5 +1,6 @@
 import ChaperoneCore
 import ChaperoneMasking
+import ChaperoneMetrics
 import NIOConcurrencyHelpers
 public import Prometheus
 
@@ -17,6 +18,7 @@ public struct ProxyMetrics: Sendable {
     private let setAsideEvents: Counter
     private let droppedEvents: Counter
     private let backlogRefusals: Counter
+    private let labelled: LabelledCounters
 
     private struct SpoolGauges {
         var events: Gauge
@@ -51,7 +53,6 @@ public struct ProxyMetrics: Sendable {
         var findings: [String: Counter] = [:]
         var policyDecisions: [String: Counter] = [:]
         var upstreamErrors: [[String]: Counter] = [:]
-        var shipFailures: [String: Counter] = [:]
     }
 
     static let latencyBuckets: [Duration] = [
@@ -82,6 +83,7 @@ public struct ProxyMetrics: Sendable {
             "ship_rejected_events", unit: "total", "Audit events the collector refused; kept in the spool's rejected.jsonl."))
         self.droppedEvents = registry.makeCounter(descriptor: Self.descriptor(
             "spool_dropped_events", unit: "total", "Audit events deleted unshipped by overflow drop-oldest (each range is an integrity.gap event)."))
+        self.labelled = LabelledCounters(registry: registry, subsystem: "proxy")
         self.backlogRefusals = registry.makeCounter(descriptor: Self.descriptor(
             "audit_backlog_refusals", unit: "total", "Requests refused with 503 because the spool was full (overflow fail-closed) or the disk refused writes."))
     }
@@ -101,15 +103,9 @@ public struct ProxyMetrics: Sendable {
     func shipAttempted() { self.shipAttempts.increment() }
 
     func shipFailed(reason: String) {
-        let counter = self.cache.withLockedValue { cache in
-            if let counter = cache.shipFailures[reason] { return counter }
-            let counter = self.registry.makeCounter(
-                descriptor: Self.descriptor("ship_failures", unit: "total", "Batches the collector did not acknowledge, by reason (connect, timeout, http_5xx, unauthenticated, ...)."),
-                labels: [("reason", reason)])
-            cache.shipFailures[reason] = counter
-            return counter
-        }
-        counter.increment()
+        self.labelled.increment(
+            "ship_failures", help: "Batches the collector did not acknowledge, by reason (connect, timeout, http_5xx, unauthenticated, ...).",
+            label: ("reason", reason))
     }
 
     func shipped(stored: Int, duplicates: Int, rejected: Int) {

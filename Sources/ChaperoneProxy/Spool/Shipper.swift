@@ -88,13 +88,12 @@ struct Shipper: Service {
                 let waiting = self.spool.unclaimed()
                 let due = waiting.events >= self.settings.batchEvents || waiting.bytes >= self.settings.batchBytes
                     || flushDeadline != nil
-                    || waiting.oldestMicros.map { WallClock.nowMicroseconds() - $0 >= Self.micros(self.settings.batchDelay.duration) } ?? false
+                    || waiting.oldestMicros.map { WallClock.nowMicroseconds() - $0 >= self.settings.batchDelay.milliseconds * 1000 } ?? false
                 if waiting.events == 0 || !due {
                     try? await Task.sleep(for: Self.idlePoll)
                     continue
                 }
                 batch = self.spool.claim(maxEvents: self.settings.batchEvents, maxBytes: self.settings.batchBytes)
-                guard batch != nil else { continue }
             }
             guard let current = batch else { continue }
             switch await self.send(current) {
@@ -142,12 +141,17 @@ struct Shipper: Service {
         request.headers.add(name: "content-encoding", value: "gzip")
         request.headers.add(name: "authorization", value: "Bearer \(token)")
         request.headers.add(name: "user-agent", value: "chaperone-proxy")
-        request.body = .bytes(ByteBuffer(bytes: Gzip.deflate(batch.body)))
+        do {
+            request.body = .bytes(ByteBuffer(bytes: try Gzip.deflate(batch.body)))
+        } catch {
+            self.logger.error("shipper.gzip_failed", metadata: ["error": "\(error)", "events": "\(batch.count)"])
+            return .retry(reason: "gzip", after: nil)
+        }
         self.metrics.shipAttempted()
         let response: HTTPClientResponse
         let answer: ByteBuffer
         do {
-            response = try await self.client.execute(request, timeout: .seconds(Int64(self.settings.timeout.duration.components.seconds)))
+            response = try await self.client.execute(request, timeout: .milliseconds(self.settings.timeout.milliseconds))
             answer = try await response.body.collect(upTo: 16 << 20)
         } catch {
             self.logger.warning("shipper.send_failed", metadata: [
@@ -237,9 +241,6 @@ struct Shipper: Service {
         return "transport"
     }
 
-    static func micros(_ duration: Duration) -> Int64 {
-        duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000
-    }
 }
 
 /// Exponential backoff with jitter: each delay is drawn from the upper half of a window that
@@ -258,7 +259,7 @@ struct Backoff {
     mutating func next() -> Duration {
         let window = self.window
         self.window = min(self.maximum, self.window * 2)
-        let micros = max(1, Shipper.micros(window))
+        let micros = max(1, ExchangeRecord.micros(window))
         return .microseconds(micros / 2 + Int64.random(in: 0...(micros / 2)))
     }
 

@@ -297,8 +297,9 @@ package final class Spool: AuditSink, @unchecked Sendable {
             self.absorbDroppedLocked()
             self.deleteAcknowledgedLocked()
             _ = self.retryHeldLocked()
-            if self.acknowledged >= self.lastAckWritten + 1000 || self.depthLocked.events == 0 { self.writeAcknowledgedLocked() }
-            return self.depthLocked
+            let depth = self.depthLocked
+            if self.acknowledged >= self.lastAckWritten + 1000 || depth.events == 0 { self.writeAcknowledgedLocked() }
+            return depth
         }
         self.onChange?(depth)
     }
@@ -419,9 +420,10 @@ package final class Spool: AuditSink, @unchecked Sendable {
             _ = fdatasync(file.fd)
             if let directory = SpoolFile.open(self.directory, O_RDONLY | O_DIRECTORY) { _ = fsync(directory.fd) }
         }
-        // The newest segment, if empty, is replaced rather than kept.
-        if let last = self.segments.last, last.isEmpty, last.path != path {
-            unlink(last.path)
+        // An empty newest segment (its file reopened above when it starts at the same seq) is
+        // replaced rather than kept beside the new one.
+        if let last = self.segments.last, last.isEmpty {
+            if last.path != path { unlink(last.path) }
             self.segments.removeLast()
         }
         self.segments.append(SpoolSegment(header: header, path: path, headerBytes: bytes.count))
