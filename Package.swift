@@ -145,6 +145,7 @@ let package = Package(
         .target(
             name: "ChaperoneInjector",
             dependencies: serviceDependencies + [
+                "ChaperoneMasking",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "NIOCertificateReloading", package: "swift-nio-extras"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -171,6 +172,8 @@ let package = Package(
             dependencies: serviceDependencies + [
                 "ChaperoneGzip",
                 .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "NIOCertificateReloading", package: "swift-nio-extras"),
+                .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),

@@ -4,12 +4,14 @@ import ChaperoneKubernetes
 import Foundation
 import Hummingbird
 import HummingbirdTLS
+import NIOCertificateReloading
 public import Logging
 import NIOCore
 import NIOSSL
 import Prometheus
 import ServiceLifecycle
 import UnixSignals
+import X509
 
 public enum ChaperoneCollectorVersion {
     public static let current = "0.3.0"
@@ -89,8 +91,8 @@ public struct CollectorApplication: Sendable {
                 logger: logger)
         }
 
-        let readers = try config.readers.tokensFile.map(ReaderTokens.load(file:)) ?? .none
-        if readers.isEmpty {
+        let readers = try ReaderTokenFile(path: config.readers.tokensFile, logger: logger)
+        if readers.path == nil {
             logger.warning("api.reading_disabled", metadata: ["hint": "set readers.tokens_file to let chaperonectl read events and verify the log"])
         }
         let key = try SigningKey.load(file: config.log.signingKeyFile, dataDirectory: config.storage.dataDirectory, logger: logger)
@@ -126,16 +128,34 @@ public struct CollectorApplication: Sendable {
             logger.info("listener.started", metadata: ["listener": "api", "address": "\(channel.localAddress?.description ?? "")"])
         }
         let api: any Service
+        var reloader: TimedCertificateReloader?
         if let tls = config.tls {
-            var tlsConfiguration: TLSConfiguration
+            let loaded: TimedCertificateReloader
             do {
-                tlsConfiguration = TLSConfiguration.makeServerConfiguration(
-                    certificateChain: try NIOSSLCertificate.fromPEMFile(tls.certificateFile).map { .certificate($0) },
-                    privateKey: .privateKey(try NIOSSLPrivateKey(file: tls.privateKeyFile, format: .pem)))
+                loaded = try TimedCertificateReloader.makeReloaderValidatingSources(configuration: .init(
+                    refreshInterval: tls.reloadInterval.duration,
+                    certificateSource: .init(location: .file(path: tls.certificateFile), format: .pem),
+                    privateKeySource: .init(location: .file(path: tls.privateKeyFile), format: .pem)
+                ) { reloader in
+                    reloader.onCertificateLoaded = { diff in
+                        // Every refresh is reported; only a different certificate is news.
+                        guard let leaf = diff.currentX509CertificateChain.first, diff.previousX509CertificateChain?.first != leaf else { return }
+                        logger.info("tls.certificate_loaded", metadata: [
+                            "subject": "\(leaf.subject)", "not_after": "\(leaf.notValidAfter)", "serial": "\(leaf.serialNumber)",
+                        ])
+                    }
+                    reloader.onCertificateLoadFailed = { failure in
+                        logger.warning("tls.certificate_reload_failed", metadata: [
+                            "error": "\(failure.error)", "effect": "still serving the previous certificate",
+                        ])
+                    }
+                })
             } catch {
-                throw CollectorStartupError(description: "cannot load tls.cert_file/key_file: \(error)")
+                throw CollectorStartupError(description: "cannot load tls.cert_file/key_file (\(tls.certificateFile), \(tls.privateKeyFile)): \(error)")
             }
+            var tlsConfiguration = try TLSConfiguration.makeServerConfiguration(certificateReloader: loaded)
             tlsConfiguration.minimumTLSVersion = .tlsv12
+            reloader = loaded
             api = Application(
                 router: router, server: try .tls(.http1(), tlsConfiguration: tlsConfiguration), configuration: .init(address: apiAddress),
                 onServerRunning: onRunning, logger: logger)
@@ -147,7 +167,7 @@ public struct CollectorApplication: Sendable {
             configuration: config, store: store, log: log, jwks: jwks, metrics: metrics, readiness: readiness, logger: logger)
 
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: admin), .init(service: background), .init(service: api)],
+            services: [.init(service: admin), .init(service: background)] + (reloader.map { [.init(service: $0)] } ?? []) + [.init(service: api)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         ))

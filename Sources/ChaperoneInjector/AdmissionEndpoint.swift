@@ -8,7 +8,7 @@ import NIOFoundationCompat
 /// get a 4xx naming the problem (the API server then applies the webhook's failurePolicy); a
 /// review gets an answer built by `SidecarInjector`, logged and counted.
 struct AdmissionEndpoint: Sendable {
-    let injector: SidecarInjector
+    let injectors: SidecarInjectorSource
     let metrics: InjectorMetrics
     let logger: Logger
 
@@ -16,7 +16,7 @@ struct AdmissionEndpoint: Sendable {
 
     func respond(to request: Request) async -> Response {
         let started = ContinuousClock.now
-        let limit = self.injector.configuration.maxRequestBodyBytes
+        let limit = self.injectors.configuration.maxRequestBodyBytes
         if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
             return self.refuse(.contentTooLarge, "request body of \(length) bytes exceeds the \(limit)-byte limit", reason: "too_large")
         }
@@ -44,7 +44,7 @@ struct AdmissionEndpoint: Sendable {
                 reason: "version")
         }
 
-        let decision = self.injector.review(review.request)
+        let decision = self.injectors.injector.review(review.request)
         let answer = AdmissionReviewResponse(
             apiVersion: review.apiVersion,
             response: .init(

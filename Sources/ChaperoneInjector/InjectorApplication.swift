@@ -124,7 +124,19 @@ struct WebhookService: Service {
         var tls = try TLSConfiguration.makeServerConfiguration(certificateReloader: reloader)
         tls.minimumTLSVersion = .tlsv12
 
-        let endpoint = AdmissionEndpoint(injector: SidecarInjector(configuration: config), metrics: metrics, logger: logger)
+        // What every sidecar is handed; checked at start-up, so a bad file stops the injector
+        // here rather than every agent's sidecar later.
+        let caSource = publisher
+        let ownCA: @Sendable () -> String? = { caSource?.material?.caCertificatePEM }
+        let handover: SidecarHandover
+        do {
+            handover = try SidecarHandover.read(config.sidecar, ownCA: ownCA())
+        } catch {
+            throw InjectorStartupError(description: "invalid sidecar handover: \(error)")
+        }
+        SidecarInjectorSource.log(handover, logger: logger, message: "sidecar.handover_loaded")
+        let injectors = SidecarInjectorSource(configuration: config, handover: handover)
+        let endpoint = AdmissionEndpoint(injectors: injectors, metrics: metrics, logger: logger)
         let router = Router()
         router.post(RouterPath(AdmissionEndpoint.path)) { request, _ in await endpoint.respond(to: request) }
         let readiness = self.readiness
@@ -141,6 +153,11 @@ struct WebhookService: Service {
         // Graceful shutdown reaches these child tasks through the task-local the group set.
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { try await reloader.run() }
+            group.addTask {
+                while (try? await cancelWhenGracefulShutdown { try await Task.sleep(for: config.tls.reloadInterval.duration) }) != nil {
+                    injectors.refresh(ownCA: ownCA(), logger: logger)
+                }
+            }
             group.addTask { try await listener.run() }
             if let publisher {
                 group.addTask { try await publisher.run() }

@@ -43,7 +43,9 @@ public struct ProxyApplication: Sendable {
     /// The masking engine and policy: the rules file (if any) then the built-in pack, and the
     /// fingerprint key. A bad policy file or an unreadable configured key stops start-up.
     public static func policyEngine(_ config: ProxyConfiguration, logger: Logger) throws -> PolicyEngine {
-        let policy = try Policy.load(file: config.policy.file, builtinRules: config.policy.builtinRules)
+        let policy = try Policy.load(
+            file: config.policy.file, text: config.policy.text, source: "$" + ProxyConfiguration.Environment.policy,
+            builtinRules: config.policy.builtinRules)
         let keyFile = config.masking.fingerprintKeyFile ?? ProxyConfiguration.Masking.defaultFingerprintKeyFile
         let fingerprinter: Fingerprinter
         if let key = FileManager.default.contents(atPath: keyFile), !key.isEmpty {
@@ -58,7 +60,7 @@ public struct ProxyApplication: Sendable {
             fingerprinter = .ephemeral()
         }
         logger.info("policy.loaded", metadata: [
-            "rules": "\(policy.rules.count)", "file": "\(config.policy.file ?? "-")",
+            "rules": "\(policy.rules.count)", "file": "\(config.policy.file ?? (config.policy.text != nil ? "$" + ProxyConfiguration.Environment.policy : "-"))",
             "detectors": "\(DetectorCatalog.builtIn.count)", "restore_placeholders": "\(config.masking.restorePlaceholders)",
         ])
         return PolicyEngine(policy: policy, masker: SecretMasker(fingerprinter: fingerprinter))

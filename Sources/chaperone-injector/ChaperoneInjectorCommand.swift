@@ -56,6 +56,12 @@ struct ChaperoneInjectorCommand: AsyncParsableCommand {
             print("configuration ok: webhook https://\(configuration.listen.host):\(configuration.listen.port)/mutate, admin \(configuration.admin.host):\(configuration.admin.port)")
             print("  tls: \(configuration.tls.mode.rawValue), failure_mode: \(configuration.failureMode.rawValue), never injected: \(configuration.neverInjected.sorted().joined(separator: ", "))")
             print("  sidecar: \(configuration.sidecar.image) (\(configuration.sidecar.native ? "native" : "classic") sidecar, uid \(configuration.sidecar.runAsUser))")
+            do {
+                let handover = try SidecarHandover.read(configuration.sidecar, ownCA: nil)
+                print("  sidecar configuration: \(configuration.sidecar.configFile ?? "the proxy's embedded defaults"), policy: \(configuration.sidecar.policyFile ?? "built-in pack only"), collector CA: \(configuration.sidecar.collectorCAFile ?? (configuration.tls.mode == .selfSigned ? "the injector's own CA" : "system trust store")) (\(handover.environment.count) variables)")
+            } catch {
+                throw ValidationError("invalid sidecar handover: \(error)")
+            }
             return
         }
         // Run Swift concurrency's tasks on the NIO event loops, so an admission is answered on the

@@ -56,7 +56,7 @@ struct Serve: AsyncParsableCommand {
         discussion: """
             Agents point their SDK's base URL at http://127.0.0.1:15080/<upstream>/... (for example OPENAI_BASE_URL=http://127.0.0.1:15080/openai/v1). The proxy forwards to the upstream's base URL with the real provider key (read from a file the agent cannot see), streams the answer back, and writes one audit event per request and per response as JSON lines to the audit file and stdout. Logs go to stderr.
 
-            Without --config the embedded defaults apply: upstreams `openai` and `anthropic`, keys read from /var/run/secrets/chaperone/<upstream>/api-key. See docs/configuration.md and docs/audit-events.md.
+            Without --config the YAML in $CHAPERONE_CONFIG applies (chaperone-injector sets it from the installation's sidecar ConfigMap), else the embedded defaults: upstreams `openai` and `anthropic`, keys read from /var/run/secrets/chaperone/<upstream>/api-key. $CHAPERONE_POLICY holds policy rules when policy.file is not set, $CHAPERONE_COLLECTOR_CA the collector's CA when collector.ca_bundle is not set. See docs/configuration.md and docs/audit-events.md.
 
             Admin endpoints (default 0.0.0.0:15090): /healthz, /readyz, /metrics. SIGTERM drains in-flight exchanges within timeouts.shutdown_grace.
             """
@@ -92,8 +92,8 @@ struct Serve: AsyncParsableCommand {
         let logger = Logger(label: "chaperone-proxy")
         var configuration: ProxyConfiguration
         do {
-            configuration = try self.config.map { try ProxyConfiguration.load(file: $0) } ?? ProxyConfiguration()
-        } catch let error as ConfigError {
+            configuration = try ProxyConfiguration.resolve(file: self.config, environment: ProcessInfo.processInfo.environment)
+        } catch {
             throw ValidationError("invalid configuration: \(error)")
         }
         if let listen { configuration.listen = try Self.address(listen, option: "--listen") }
@@ -105,8 +105,14 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("invalid policy: \(error)")
         }
         if self.checkConfig {
-            print("policy ok: \(policy.policy.rules.count) rules (\(configuration.policy.file ?? "built-in pack only")), \(policy.masker.scanner.detectors.count) detectors")
+            print("policy ok: \(policy.policy.rules.count) rules (\(configuration.policy.file ?? (configuration.policy.text != nil ? "$CHAPERONE_POLICY and built-in pack" : "built-in pack only"))), \(policy.masker.scanner.detectors.count) detectors")
             print("configuration ok: listen \(configuration.listen.host):\(configuration.listen.port), admin \(configuration.admin.host):\(configuration.admin.port)")
+            if let collector = configuration.collector {
+                let trust = collector.caBundle ?? (collector.caPEM != nil ? "$CHAPERONE_COLLECTOR_CA" : "system trust store")
+                print("  collector \(collector.url) (CA: \(trust)), spool \(configuration.spool.directory)")
+            } else {
+                print("  no collector: events are not shipped")
+            }
             for (name, upstream) in configuration.upstreams.sorted(by: { $0.key < $1.key }) {
                 print("  /\(name)/ -> \(upstream.baseURL) (\(upstream.provider.rawValue), key: \(upstream.credential?.file ?? "none"))")
             }

@@ -144,4 +144,32 @@ struct ConfigurationTests {
         #expect(refusal("spool: { max_size: 1KiB }").hasPrefix("spool.max_size: at least 1MiB"))
         #expect(refusal("collector: { url: 'https://c', retry_initial: 1m, retry_max: 1s }").hasPrefix("collector.retry_initial"))
     }
+
+    @Test("the injector's handover: configuration, policy and collector CA from the environment")
+    func environment() throws {
+        let yaml = "collector: { url: 'https://chaperone-collector.chaperone-system.svc:8080' }\naudit: { stdout: false }\n"
+        let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+        let env = ["CHAPERONE_CONFIG": yaml, "CHAPERONE_POLICY": "rules: []\n", "CHAPERONE_COLLECTOR_CA": pem]
+        let config = try ProxyConfiguration.resolve(file: nil, environment: env)
+        #expect(config.collector?.url == "https://chaperone-collector.chaperone-system.svc:8080")
+        #expect(config.collector?.caPEM == pem)
+        #expect(config.audit.stdout == false)
+        #expect(config.policy.text == "rules: []\n")
+        // Nothing set: the embedded defaults, no collector, so the CA is not used.
+        let bare = try ProxyConfiguration.resolve(file: nil, environment: ["CHAPERONE_COLLECTOR_CA": pem])
+        #expect(bare.collector == nil && bare.policy.text == nil)
+        // Errors name the variable.
+        do {
+            _ = try ProxyConfiguration.resolve(file: nil, environment: ["CHAPERONE_CONFIG": "audit: { stdout: maybe }"])
+            Issue.record("a bad value was accepted")
+        } catch {
+            #expect(error.file == "$CHAPERONE_CONFIG" && error.field == "audit.stdout")
+        }
+        do {
+            _ = try ProxyConfiguration.resolve(file: nil, environment: ["CHAPERONE_CONFIG": yaml, "CHAPERONE_COLLECTOR_CA": "not a pem"])
+            Issue.record("a CA that is not PEM was accepted")
+        } catch {
+            #expect(error.file == "$CHAPERONE_COLLECTOR_CA")
+        }
+    }
 }

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import ssl
 import subprocess
 import time
 
@@ -349,3 +350,47 @@ def test_token_review_mode_asks_the_api_server(tmp_path):
             c.stop()
     finally:
         api.close()
+
+
+def test_certificate_renewal_and_readers_need_no_restart(tmp_path):
+    """What Kubernetes does to mounted Secrets: the serving certificate is renewed (the injector
+    or cert-manager rewrites chaperone-collector-tls) and the readers Secret is created after the
+    collector started. Both take effect without a restart."""
+    from collector_support import READER_TOKEN, TLSFiles
+    from injector_support import peer_certificate_der
+
+    first = TLSFiles.make(tmp_path / "tls-1")
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "tls.crt").write_bytes(first.cert.read_bytes())
+    (served / "tls.key").write_bytes(first.key.read_bytes())
+    live = TLSFiles(ca=first.ca, cert=served / "tls.crt", key=served / "tls.key")
+    (tmp_path / "collector").mkdir()
+    collector = Collector(tmp_path / "collector", tls=live)
+    # Reload quickly, and name a readers file that does not exist yet (the Secret is optional).
+    config = collector.config_path.read_text().replace(f"key_file: {live.key}\n", f"key_file: {live.key}\n  reload_interval: 1s\n")
+    collector.readers_path.unlink()
+    collector.config_path.write_text(config)
+    collector.start()
+    try:
+        assert "readers.tokens_file_missing" in collector.stderr_path.read_text()
+        answer = httpx.get(collector.url + "/v1/events", headers={"Authorization": f"Bearer {READER_TOKEN}"}, verify=collector.verify)
+        assert answer.status_code == 401 and "create the file it names" in answer.text
+        collector.readers_path.write_text(f"e2e: {READER_TOKEN}\n")
+        poll(lambda: httpx.get(collector.url + "/v1/events", headers={"Authorization": f"Bearer {READER_TOKEN}"},
+                               verify=collector.verify).status_code == 200, timeout=15, what="reading once the readers file exists")
+
+        before = peer_certificate_der(collector.port, first.ca, "127.0.0.1")
+        second = TLSFiles.make(tmp_path / "tls-2")
+        (served / "tls.key").write_bytes(second.key.read_bytes())
+        (served / "tls.crt").write_bytes(second.cert.read_bytes())
+        def renewed() -> bool:
+            try:
+                return peer_certificate_der(collector.port, second.ca, "127.0.0.1") != before
+            except ssl.SSLError:
+                return False  # still the first certificate, which the second CA does not trust
+
+        poll(renewed, timeout=15, what="the renewed certificate")
+        assert "tls.certificate_loaded" in collector.stderr_path.read_text()
+    finally:
+        assert collector.stop() == 0

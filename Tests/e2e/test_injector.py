@@ -10,7 +10,10 @@ import base64
 import copy
 import json
 import shutil
+import ssl
+import subprocess
 import time
+from pathlib import Path
 
 import httpx
 import jsonpatch
@@ -347,13 +350,32 @@ def test_self_signed_mode_publishes_its_ca(workdir):
                 peer_certificate_der(instance.port, ca_file, name)
             patches = api.count("PATCH", "mutatingwebhookconfigurations")
             assert patches == 1
+            # The collector's serving certificate, from the same CA, without the CA's key.
+            collector = api.secret_data("chaperone-system", "chaperone-collector-tls")
+            assert collector is not None and set(collector) == {"ca.crt", "tls.crt", "tls.key"}
+            assert collector["ca.crt"] == material["ca.crt"]
+            (directory / "collector.crt").write_bytes(collector["tls.crt"])
+            for name in ("chaperone-collector.chaperone-system.svc", "chaperone-collector.chaperone-system.svc.cluster.local", "localhost"):
+                verified = subprocess.run(["openssl", "verify", "-CAfile", str(ca_file), "-verify_hostname", name, "-purpose", "sslserver",
+                                           str(directory / "collector.crt")], capture_output=True, text=True)
+                assert verified.returncode == 0, verified.stdout + verified.stderr
+            # Every sidecar is handed that CA, so it can verify the collector.
+            review = load_review("deployment-pod")
+            context = ssl.create_default_context(cafile=str(ca_file))
+            context.check_hostname = False  # the names were checked above; this is about the patch
+            answer = httpx.post(instance.url, json=review, verify=context, timeout=10).json()
+            pod = patched_pod(review, answer["response"])
+            env = {e["name"]: e.get("value") for e in pod["spec"]["initContainers"][0]["env"]}
+            assert env["CHAPERONE_COLLECTOR_CA"] == material["ca.crt"].decode()
+            assert "CHAPERONE_CONFIG" not in env and "CHAPERONE_POLICY" not in env
         finally:
             assert instance.stop() == 0
         # A restart (or a second replica) reuses the Secret and leaves an identical caBundle alone.
         again = start_injector(directory / "second", self_signed_config(api), None)
         try:
             assert api.secret_data("chaperone-system", "chaperone-injector-tls") == material
-            assert api.count("POST", "/secrets") == 1
+            assert api.secret_data("chaperone-system", "chaperone-collector-tls") == collector
+            assert api.count("POST", "/secrets") == 2 and api.count("PUT", "/secrets") == 0
             assert api.count("PATCH", "mutatingwebhookconfigurations") == 1
             assert 'chaperone_injector_ca_bundle_syncs_total{outcome="unchanged"}' in again.metrics()
         finally:
@@ -385,3 +407,46 @@ def test_classic_sidecar_hook_waits_for_the_proxy(proxy):
     absent = subprocess.run([str(binary("chaperone-proxy")), "wait-ready", "--admin", f"127.0.0.1:{free_port()}", "--timeout", "1s"],
                             capture_output=True, timeout=30)
     assert absent.returncode == 1 and b"did not answer 200 within 1s" in absent.stderr
+
+
+def test_sidecar_handover_reaches_the_sidecar_and_follows_edits(workdir, certs):
+    """The installation's sidecar configuration, policy and collector CA (the chaperone-sidecar
+    ConfigMap and the CA, mounted into the injector) are handed to every new sidecar as env, and
+    an edit reaches the next pod without a restart; a bad edit is refused and the last good
+    configuration stays."""
+    directory = workdir / "injector-handover"
+    directory.mkdir(parents=True)
+    proxy = directory / "proxy.yaml"
+    policy = directory / "policy.yaml"
+    proxy.write_text("collector:\n  url: https://chaperone-collector.chaperone-system.svc:8080\n")
+    policy.write_text("rules:\n  - id: no-kubeconfig\n    match: {keywords: [kubeconfig]}\n    action: deny\n")
+    extra = f"sidecar:\n  config_file: {proxy}\n  policy_file: {policy}\n  collector_ca_file: {certs['ca'][0]}\n"
+    instance = start_injector(directory, files_config(*certs["serving"], extra), certs["ca"][0])
+    try:
+        def sidecar_env() -> dict:
+            review = load_review("deployment-pod")
+            pod = patched_pod(review, instance.admit(review)["response"])
+            validate(pod)
+            return {e["name"]: e.get("value") for e in pod["spec"]["initContainers"][0]["env"]}
+
+        env = sidecar_env()
+        assert env["CHAPERONE_CONFIG"] == proxy.read_text()
+        assert env["CHAPERONE_POLICY"] == policy.read_text()
+        assert env["CHAPERONE_COLLECTOR_CA"] == Path(certs["ca"][0]).read_text()
+        # The agent container gets none of it.
+        review = load_review("deployment-pod")
+        pod = patched_pod(review, instance.admit(review)["response"])
+        for container in pod["spec"]["containers"]:
+            assert not {e["name"] for e in container.get("env", [])} & {"CHAPERONE_CONFIG", "CHAPERONE_POLICY", "CHAPERONE_COLLECTOR_CA"}
+
+        # An edit (as the kubelet swaps a ConfigMap) reaches the next pod.
+        policy.write_text("rules:\n  - id: no-env-dump\n    match: {keywords: [printenv]}\n    action: deny\n")
+        poll(lambda: sidecar_env()["CHAPERONE_POLICY"] == policy.read_text(), timeout=15, what="the new policy")
+        assert '"message":"sidecar.handover_changed"' in instance.log.read_text()
+        # A broken edit is refused; pods keep getting the last good one.
+        good = policy.read_text()
+        policy.write_text("rules:\n  - id: broken\n    action: explode\n")
+        poll(lambda: "sidecar.handover_reload_failed" in instance.log.read_text(), timeout=15, what="the refusal")
+        assert sidecar_env()["CHAPERONE_POLICY"] == good
+    finally:
+        assert instance.stop() == 0

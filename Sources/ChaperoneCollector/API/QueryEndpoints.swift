@@ -10,7 +10,7 @@ import NIOCore
 struct QueryEndpoints: Sendable {
     let store: EventStore
     let log: TransparencyLog
-    let readers: ReaderTokens
+    let readers: ReaderTokenFile
     let logger: Logger
 
     func register(on router: Router<BasicRequestContext>) {
@@ -26,8 +26,9 @@ struct QueryEndpoints: Sendable {
     }
 
     private func guarded(_ request: Request, _ body: () async throws -> Response) async -> Response {
-        guard let token = APIResponse.bearerToken(request), self.readers.accepts(token) else {
-            let hint = self.readers.isEmpty ? "reading is disabled: set readers.tokens_file in the collector's configuration" : "send a reader token (chaperonectl --token-file)"
+        let readers = self.readers.tokens
+        guard let token = APIResponse.bearerToken(request), readers.accepts(token) else {
+            let hint = readers.isEmpty ? "reading is disabled: set readers.tokens_file in the collector's configuration (or create the file it names)" : "send a reader token (chaperonectl --token-file)"
             return APIResponse.error(.unauthorized, code: "unauthenticated", hint, headers: [.wwwAuthenticate: "Bearer"])
         }
         do {

@@ -1,5 +1,7 @@
 import ChaperoneCore
 import Foundation
+public import Logging
+import NIOConcurrencyHelpers
 
 /// Bearer tokens allowed to read events, sessions and the log, from a file of lines
 /// `name: token` (or bare tokens; `#` starts a comment). Only SHA-256 digests are kept in
@@ -42,5 +44,70 @@ public struct ReaderTokens: Sendable {
 
     private static func digest(_ token: String) -> String {
         CanonicalJSON.sha256Hex(Array(token.utf8))
+    }
+}
+
+/// `readers.tokens_file`, re-read when it changes (checked at most every few seconds, on use), so
+/// that creating or rotating the readers Secret needs no restart. A file that does not exist
+/// means reading is off; one that exists but is wrong keeps the previous tokens and says why.
+public final class ReaderTokenFile: Sendable {
+    private struct State {
+        var tokens = ReaderTokens.none
+        var stamp: [UInt8]?
+        var checked: ContinuousClock.Instant?
+    }
+
+    public let path: String?
+    private let state = NIOLockedValueBox(State())
+    private let logger: Logger
+    static let checkEvery: Duration = .seconds(5)
+
+    /// Reads the file once; a file that exists but cannot be used is a start-up error.
+    public init(path: String?, logger: Logger) throws {
+        self.path = path
+        self.logger = logger
+        guard let path else { return }
+        if FileManager.default.fileExists(atPath: path) {
+            let tokens = try ReaderTokens.load(file: path)
+            self.state.withLockedValue { $0 = State(tokens: tokens, stamp: Self.stamp(path), checked: .now) }
+        } else {
+            logger.warning("readers.tokens_file_missing", metadata: ["file": "\(path)", "effect": "reading is off until the file appears"])
+        }
+    }
+
+    public var tokens: ReaderTokens {
+        guard let path else { return .none }
+        let now = ContinuousClock.now
+        let due = self.state.withLockedValue { state -> Bool in
+            if let checked = state.checked, now - checked < Self.checkEvery { return false }
+            state.checked = now
+            return true
+        }
+        if due { self.reload(path) }
+        return self.state.withLockedValue { $0.tokens }
+    }
+
+    private func reload(_ path: String) {
+        let stamp = Self.stamp(path)
+        guard stamp != self.state.withLockedValue({ $0.stamp }) else { return }
+        guard stamp != nil else {
+            self.state.withLockedValue { $0.tokens = .none; $0.stamp = nil }
+            self.logger.warning("readers.tokens_file_missing", metadata: ["file": "\(path)", "effect": "reading is off until the file appears"])
+            return
+        }
+        do {
+            let tokens = try ReaderTokens.load(file: path)
+            self.state.withLockedValue { $0.tokens = tokens; $0.stamp = stamp }
+            self.logger.info("readers.tokens_loaded", metadata: ["file": "\(path)", "empty": "\(tokens.isEmpty)"])
+        } catch {
+            self.state.withLockedValue { $0.stamp = stamp }
+            self.logger.error("readers.tokens_file_invalid", metadata: ["file": "\(path)", "error": "\(error)", "effect": "keeping the previous tokens"])
+        }
+    }
+
+    /// The file's bytes' digest; nil when it cannot be read. (A mounted Secret is replaced by a
+    /// symlink swap, so modification times alone are not a reliable signal.)
+    private static func stamp(_ path: String) -> [UInt8]? {
+        FileManager.default.contents(atPath: path).map { Array(CanonicalJSON.sha256Hex(Array($0)).utf8) }
     }
 }

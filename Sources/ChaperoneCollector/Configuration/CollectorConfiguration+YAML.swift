@@ -18,11 +18,12 @@ extension CollectorConfiguration {
         if let value = try top.address("admin", default: config.admin) { config.admin = value }
         if let value = try top.string("cluster") { config.cluster = value }
         if let tls = try top.child("tls") {
-            try tls.rejectUnknownKeys(allowed: ["cert_file", "key_file"])
+            try tls.rejectUnknownKeys(allowed: ["cert_file", "key_file", "reload_interval"])
             guard let cert = try tls.string("cert_file"), let key = try tls.string("key_file") else {
                 throw ConfigError(field: tls.field("cert_file"), message: "tls needs both cert_file and key_file")
             }
             config.tls = TLS(certificateFile: cert, privateKeyFile: key)
+            if let value = try tls.duration("reload_interval") { config.tls?.reloadInterval = value }
         }
         if let limits = try top.child("limits") {
             try limits.rejectUnknownKeys(allowed: ["max_batch_bytes", "max_inflated_batch_bytes", "max_batch_events", "max_event_bytes"])

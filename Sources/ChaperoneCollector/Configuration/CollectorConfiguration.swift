@@ -26,6 +26,9 @@ public struct CollectorConfiguration: Sendable {
     public struct TLS: Sendable {
         public var certificateFile: String
         public var privateKeyFile: String
+        /// How often the pair is re-read: a renewed certificate (a rotated Secret) is served to
+        /// new connections without a restart.
+        public var reloadInterval = ConfigDuration.seconds(10)
     }
 
     public struct Limits: Sendable {

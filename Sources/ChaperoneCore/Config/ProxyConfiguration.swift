@@ -149,6 +149,9 @@ public struct ProxyConfiguration: Sendable, Equatable {
     public struct PolicySettings: Sendable, Equatable {
         /// A policy file (rules in YAML), applied before the built-in rule pack.
         public var file: String?
+        /// The rules as YAML text, when they come from the environment (`CHAPERONE_POLICY`, set
+        /// by the injector) rather than a file. `file` wins when both are set.
+        public var text: String?
         public var builtinRules = true
         public init() {}
     }
@@ -175,6 +178,9 @@ public struct ProxyConfiguration: Sendable, Equatable {
         public var tokenFile = "/var/run/secrets/chaperone/collector/token"
         /// PEM bundle of CAs trusted for the collector instead of the system trust store.
         public var caBundle: String?
+        /// The same as PEM text, when it comes from the environment (`CHAPERONE_COLLECTOR_CA`,
+        /// set by the injector) rather than a file. `caBundle` wins when both are set.
+        public var caPEM: String?
         /// A batch is sent once it holds this many events, or this many bytes (before gzip), or
         /// once its oldest event has waited `batchDelay`.
         public var batchEvents = 1000

@@ -45,6 +45,8 @@ public struct SidecarInjector: Sendable {
         ]
     }
 
+    /// CHAPERONE_CONFIG, CHAPERONE_POLICY and CHAPERONE_COLLECTOR_CA for the sidecar.
+    private let handover: [(name: String, value: String)]
     /// Encoded once: the volumes and each agent env entry are the same for every pod.
     private let volumesJSON: [[UInt8]]
     private let volumeNames: [String]
@@ -59,8 +61,9 @@ public struct SidecarInjector: Sendable {
         var adminPort: Int
     }
 
-    public init(configuration: InjectorConfiguration) {
+    public init(configuration: InjectorConfiguration, handover: SidecarHandover = .init()) {
         self.configuration = configuration
+        self.handover = handover.environment
         let volumes = Self.volumes(configuration.sidecar)
         // Encoding plain value types cannot fail; an empty fragment would only come from a bug.
         self.volumesJSON = volumes.map { (try? JSONFragment.encode($0)) ?? [] }
@@ -304,6 +307,7 @@ public struct SidecarInjector: Sendable {
             .literal("CHAPERONE_AGENT_CONTAINER", agent),
         ]
         if !sidecar.cluster.isEmpty { env.append(.literal("CHAPERONE_CLUSTER", sidecar.cluster)) }
+        env += self.handover.map { EnvVarSpec.literal($0.name, $0.value) }
         var requests: [String: String] = [:]
         var limits: [String: String] = [:]
         requests["cpu"] = resources.cpuRequest

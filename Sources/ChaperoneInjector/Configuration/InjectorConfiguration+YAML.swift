@@ -24,7 +24,7 @@ extension InjectorConfiguration {
         if let tls = try top.child("tls") {
             try tls.rejectUnknownKeys(allowed: [
                 "mode", "cert_file", "key_file", "reload_interval", "secret", "service", "webhook_configuration",
-                "serving_validity", "renew_before",
+                "serving_validity", "renew_before", "collector_secret", "collector_service",
             ])
             if let value: TLS.Mode = try tls.choice("mode") { config.tls.mode = value }
             if let value = try tls.string("cert_file") { config.tls.certificateFile = value }
@@ -35,6 +35,8 @@ extension InjectorConfiguration {
             if let value = try tls.string("webhook_configuration") { config.tls.webhookConfigurationName = value }
             if let value = try tls.duration("serving_validity") { config.tls.servingValidity = value }
             if let value = try tls.duration("renew_before") { config.tls.renewBefore = value }
+            if let value = try tls.string("collector_secret") { config.tls.collectorSecretName = value }
+            if let value = try tls.string("collector_service") { config.tls.collectorServiceName = value }
             guard config.tls.renewBefore.milliseconds < config.tls.servingValidity.milliseconds else {
                 throw ConfigError(field: tls.field("renew_before"), message: "must be shorter than serving_validity")
             }
@@ -48,6 +50,7 @@ extension InjectorConfiguration {
         try node.rejectUnknownKeys(allowed: [
             "image", "image_pull_policy", "command", "native", "run_as_user", "run_as_group", "proxy_port", "admin_port",
             "resources", "provider_keys_secret", "upstreams", "fingerprint_key_secret", "collector_audience",
+            "config_file", "policy_file", "collector_ca_file",
             "token_expiration", "spool_size_limit", "cluster", "agent_env",
         ])
         if let value = try node.string("image") { sidecar.image = value }
@@ -101,6 +104,9 @@ extension InjectorConfiguration {
             sidecar.spoolSizeLimit = value
         }
         if let value = try node.string("cluster") { sidecar.cluster = value }
+        if let value = try node.string("config_file") { sidecar.configFile = value }
+        if let value = try node.string("policy_file") { sidecar.policyFile = value }
+        if let value = try node.string("collector_ca_file") { sidecar.collectorCAFile = value }
         if let env = try node.child("agent_env") {
             var pairs: [(name: String, value: String)] = []
             for name in env.keys {

@@ -53,6 +53,11 @@ public struct InjectorConfiguration: Sendable {
         /// Self-signed mode: how long a serving certificate is valid, and when it is renewed.
         public var servingValidity = ConfigDuration.seconds(365 * 86400)
         public var renewBefore = ConfigDuration.seconds(30 * 86400)
+        /// Self-signed mode: the Secret in which the injector also keeps a serving certificate for
+        /// the collector, issued by the same CA (which the sidecars are given); empty: none.
+        public var collectorSecretName = "chaperone-collector-tls"
+        /// Self-signed mode: the collector's Service (that certificate's DNS names).
+        public var collectorServiceName = "chaperone-collector"
     }
 
     /// How the injector reaches the Kubernetes API (self-signed mode only). The defaults are the
@@ -86,6 +91,16 @@ public struct InjectorConfiguration: Sendable {
         public var spoolSizeLimit = "256Mi"
         /// Set as CHAPERONE_CLUSTER in the sidecar when not empty.
         public var cluster = ""
+        /// The sidecar's proxy configuration (YAML, as `chaperone-proxy --config`) and policy
+        /// rules, normally the installation's `chaperone-sidecar` ConfigMap mounted into the
+        /// injector. Validated at start and whenever they change; handed to each sidecar as
+        /// CHAPERONE_CONFIG and CHAPERONE_POLICY. nil: the proxy's embedded defaults.
+        public var configFile: String?
+        public var policyFile: String?
+        /// PEM CA bundle the sidecars trust for the collector (CHAPERONE_COLLECTOR_CA). nil: in
+        /// self-signed mode the injector's own CA (it issues the collector's certificate too);
+        /// in files mode none (the system trust store).
+        public var collectorCAFile: String?
         /// Environment set in every app container unless the container sets the name itself.
         public var agentEnvironment = Self.defaultAgentEnvironment(proxyPort: 15080)
 

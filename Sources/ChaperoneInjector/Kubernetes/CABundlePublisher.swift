@@ -75,6 +75,13 @@ public final class CABundlePublisher: Service, Sendable {
     /// One pass: make sure the Secret holds current material, serve it, publish its CA.
     public func sync() async throws {
         let material = try await self.ensureSecret()
+        // The collector's certificate must not hold up the webhook: a failure is logged and
+        // retried on the next pass.
+        do {
+            try await self.ensureCollectorSecret(authority: material)
+        } catch {
+            self.logger.warning("tls.collector_certificate_failed", metadata: ["error": "\(error)", "retry_in": "\(self.syncInterval)"])
+        }
         let changed = self.current.withLockedValue { current in
             defer { current = material }
             return current != material
@@ -117,6 +124,52 @@ public final class CABundlePublisher: Service, Sendable {
             if try await self.client.replaceSecret(namespace: namespace, name: name, data: renewed.secretData, resourceVersion: secret.resourceVersion) {
                 self.logger.info("tls.certificate_renewed", metadata: ["secret": "\(namespace)/\(name)", "new_ca": "\(!caUsable)"])
                 return renewed
+            }
+        }
+        throw KubernetesAPIClient.Failure(description: "Secret \(namespace)/\(name) kept changing under concurrent writers")
+    }
+
+    /// Keeps a serving certificate for the collector's Service, issued by the injector's CA, in
+    /// `tls.collector_secret` (keys `ca.crt`, `tls.crt`, `tls.key`; never the CA's key). The
+    /// collector mounts it and reloads it; every sidecar is handed the CA.
+    private func ensureCollectorSecret(authority: WebhookTLSMaterial) async throws {
+        let namespace = self.configuration.namespace
+        let name = self.configuration.tls.collectorSecretName
+        guard !name.isEmpty else { return }
+        // `localhost` too: operators reach the collector through `kubectl port-forward`.
+        let names = WebhookCertificateAuthority.dnsNames(service: self.configuration.tls.collectorServiceName, namespace: namespace) + ["localhost"]
+        let validity = TimeInterval(self.configuration.tls.servingValidity.milliseconds) / 1000
+        let renewBefore = TimeInterval(self.configuration.tls.renewBefore.milliseconds) / 1000
+        let keys = WebhookTLSMaterial.keys
+        for _ in 0..<5 {
+            let secret = try await self.client.secret(namespace: namespace, name: name)
+            if let data = secret?.data, let ca = data[keys.ca], let certificate = data[keys.certificate], let key = data[keys.privateKey],
+                String(decoding: ca, as: UTF8.self) == authority.caCertificatePEM,
+                WebhookCertificateAuthority.isCurrent(
+                    WebhookTLSMaterial(
+                        caCertificatePEM: authority.caCertificatePEM, caPrivateKeyPEM: "",
+                        certificatePEM: String(decoding: certificate, as: UTF8.self), privateKeyPEM: String(decoding: key, as: UTF8.self)),
+                    dnsNames: names, renewBefore: renewBefore)
+            {
+                return
+            }
+            let issued = try WebhookCertificateAuthority.issue(
+                caCertificatePEM: authority.caCertificatePEM, caPrivateKeyPEM: authority.caPrivateKeyPEM, dnsNames: names, validity: validity)
+            let data = [
+                keys.ca: Data(issued.caCertificatePEM.utf8), keys.certificate: Data(issued.certificatePEM.utf8),
+                keys.privateKey: Data(issued.privateKeyPEM.utf8),
+            ]
+            let written: Bool
+            if let secret {
+                written = try await self.client.replaceSecret(namespace: namespace, name: name, data: data, resourceVersion: secret.resourceVersion)
+            } else {
+                written = try await self.client.createSecret(namespace: namespace, name: name, data: data)
+            }
+            if written {
+                self.logger.info("tls.collector_certificate_issued", metadata: [
+                    "secret": "\(namespace)/\(name)", "dns_names": "\(names.joined(separator: ","))",
+                ])
+                return
             }
         }
         throw KubernetesAPIClient.Failure(description: "Secret \(namespace)/\(name) kept changing under concurrent writers")

@@ -16,13 +16,17 @@ import Yams
 /// Every mistake is reported with the file, the line and what is wrong, and stops start-up.
 extension Policy {
     /// The rules of `file` (if any), followed by the built-in pack unless switched off.
-    public static func load(file: String?, builtinRules: Bool) throws(ConfigError) -> Policy {
+    /// `text` is used when there is no file: rules handed over as YAML text (from the
+    /// environment), reported as `source` in errors.
+    public static func load(file: String?, text: String? = nil, source: String = "<policy>", builtinRules: Bool) throws(ConfigError) -> Policy {
         var rules: [PolicyRule] = []
         if let file {
             guard let data = FileManager.default.contents(atPath: file) else {
                 throw ConfigError(file: file, field: "", message: "cannot read the policy file")
             }
             rules = try Self.parse(yaml: String(decoding: data, as: UTF8.self), file: file).rules
+        } else if let text {
+            rules = try Self.parse(yaml: text, file: source).rules
         }
         if builtinRules { rules += Self.builtInRules }
         return Policy(rules: rules)

@@ -36,6 +36,8 @@ struct Shipper: Service {
         var tls = TLSConfiguration.makeClientConfiguration()
         if let bundle = settings.caBundle {
             tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(bundle))
+        } else if let pem = settings.caPEM {
+            tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(pem.utf8)))
         }
         var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
         configuration.timeout = .init(connect: .seconds(5))
