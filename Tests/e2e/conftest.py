@@ -317,9 +317,11 @@ audit:
     return text + extra
 
 
-def start_proxy(directory: Path, mock: MockUpstream, *, policy: str | None = None, **config_options) -> Proxy:
+def start_proxy(directory: Path, mock: MockUpstream, *, policy: str | None = None, handover: dict | None = None, **config_options) -> Proxy:
     """Starts chaperone-proxy in front of `mock`. `policy` is the text of a policy file, written to
-    policy.yaml next to the config; other options go to proxy_config (e.g. `masking={...}`)."""
+    policy.yaml next to the config; other options go to proxy_config (e.g. `masking={...}`).
+    With `handover` (extra environment), the configuration goes in as chaperone-injector hands it
+    to a sidecar: in $CHAPERONE_CONFIG, without --config."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "key").write_text(REAL_KEY + "\n")
     os.chmod(directory / "key", 0o600)
@@ -335,11 +337,14 @@ def start_proxy(directory: Path, mock: MockUpstream, *, policy: str | None = Non
         )
         log = directory / "proxy.log"
         with open(log, "ab") as err, open(directory / "proxy.stdout", "ab") as out:
+            arguments = ["--config", str(config)] if handover is None else []
+            env = None if handover is None else dict(os.environ, CHAPERONE_CONFIG=config.read_text(), **handover)
             proc = subprocess.Popen(
-                [str(binary("chaperone-proxy")), "--config", str(config)],
+                [str(binary("chaperone-proxy")), *arguments],
                 stdout=out,
                 stderr=err,
                 stdin=subprocess.DEVNULL,
+                env=env,
             )
         proxy = Proxy(
             proc=proc, port=port, admin_port=admin_port, directory=directory, config_path=config,

@@ -41,11 +41,16 @@ def shipping_config(collector_url: str, directory: Path, ca: Path | None, *, ove
     )
 
 
-def start_shipping_proxy(directory: Path, mock, collector: Collector, *, url: str | None = None, **spool):
+def start_shipping_proxy(directory: Path, mock, collector: Collector, *, url: str | None = None, as_injected: bool = False, **spool):
+    """With `as_injected`, the proxy is configured the way chaperone-injector configures a sidecar:
+    the YAML in $CHAPERONE_CONFIG and the collector's CA as PEM in $CHAPERONE_COLLECTOR_CA."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "collector-token").write_text(collector.issuer.token(lifetime=7200))
-    extra = shipping_config(url or collector.url, directory, collector.tls.ca if collector.tls else None, **spool)
-    return start_proxy(directory, mock, extra=extra, timeouts="{ connect: 2s, idle: 30s, total: 120s, shutdown_grace: 2s }")
+    ca = collector.tls.ca if collector.tls else None
+    extra = shipping_config(url or collector.url, directory, None if as_injected else ca, **spool)
+    handover = {"CHAPERONE_COLLECTOR_CA": ca.read_text()} if as_injected and ca else None
+    return start_proxy(directory, mock, extra=extra, timeouts="{ connect: 2s, idle: 30s, total: 120s, shutdown_grace: 2s }",
+                       handover=handover)
 
 
 def metric(admin_url: str, name: str) -> float:

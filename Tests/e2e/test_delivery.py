@@ -56,8 +56,9 @@ def collector(tmp_path, tls):
     instance.stop()
 
 
-def test_events_reach_the_collector_over_https_and_leave_the_spool(tmp_path, mock, collector):
-    proxy = start_shipping_proxy(tmp_path / "proxy", mock, collector)
+@pytest.mark.parametrize("as_injected", [False, True], ids=["config-file", "injector-handover"])
+def test_events_reach_the_collector_over_https_and_leave_the_spool(tmp_path, mock, collector, as_injected):
+    proxy = start_shipping_proxy(tmp_path / "proxy", mock, collector, as_injected=as_injected)
     try:
         client = proxy.openai()
         for i in range(5):
