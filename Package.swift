@@ -139,6 +139,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCertificateReloading", package: "swift-nio-extras"),
+                .product(name: "X509", package: "swift-certificates"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -173,7 +175,6 @@ let package = Package(
                 "ChaperoneGzip",
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "NIOCertificateReloading", package: "swift-nio-extras"),
-                .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),

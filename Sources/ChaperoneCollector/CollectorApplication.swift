@@ -11,7 +11,6 @@ import NIOSSL
 import Prometheus
 import ServiceLifecycle
 import UnixSignals
-import X509
 
 public enum ChaperoneCollectorVersion {
     public static let current = "0.3.0"
@@ -132,24 +131,9 @@ public struct CollectorApplication: Sendable {
         if let tls = config.tls {
             let loaded: TimedCertificateReloader
             do {
-                loaded = try TimedCertificateReloader.makeReloaderValidatingSources(configuration: .init(
-                    refreshInterval: tls.reloadInterval.duration,
-                    certificateSource: .init(location: .file(path: tls.certificateFile), format: .pem),
-                    privateKeySource: .init(location: .file(path: tls.privateKeyFile), format: .pem)
-                ) { reloader in
-                    reloader.onCertificateLoaded = { diff in
-                        // Every refresh is reported; only a different certificate is news.
-                        guard let leaf = diff.currentX509CertificateChain.first, diff.previousX509CertificateChain?.first != leaf else { return }
-                        logger.info("tls.certificate_loaded", metadata: [
-                            "subject": "\(leaf.subject)", "not_after": "\(leaf.notValidAfter)", "serial": "\(leaf.serialNumber)",
-                        ])
-                    }
-                    reloader.onCertificateLoadFailed = { failure in
-                        logger.warning("tls.certificate_reload_failed", metadata: [
-                            "error": "\(failure.error)", "effect": "still serving the previous certificate",
-                        ])
-                    }
-                })
+                loaded = try ServingCertificate.reloader(
+                    certificate: .file(path: tls.certificateFile), privateKey: .file(path: tls.privateKeyFile),
+                    interval: tls.reloadInterval.duration, logger: logger)
             } catch {
                 throw CollectorStartupError(description: "cannot load tls.cert_file/key_file (\(tls.certificateFile), \(tls.privateKeyFile)): \(error)")
             }

@@ -99,25 +99,9 @@ struct WebhookService: Service {
         }
         let reloader: TimedCertificateReloader
         do {
-            reloader = try TimedCertificateReloader.makeReloaderValidatingSources(configuration: .init(
-                refreshInterval: config.tls.reloadInterval.duration,
-                certificateSource: .init(location: source.certificate, format: .pem),
-                privateKeySource: .init(location: source.key, format: .pem)
-            ) { reloader in
-                reloader.onCertificateLoaded = { diff in
-                    // The reloader reports every refresh; only a different certificate is news.
-                    guard let leaf = diff.currentX509CertificateChain.first, diff.previousX509CertificateChain?.first != leaf else { return }
-                    metrics.certificateLoaded(notAfterUnixSeconds: leaf.notValidAfter.timeIntervalSince1970)
-                    logger.info("tls.certificate_loaded", metadata: [
-                        "subject": "\(leaf.subject)", "not_after": "\(leaf.notValidAfter)", "serial": "\(leaf.serialNumber)",
-                    ])
-                }
-                reloader.onCertificateLoadFailed = { failure in
-                    logger.warning("tls.certificate_reload_failed", metadata: [
-                        "error": "\(failure.error)", "effect": "still serving the previous certificate",
-                    ])
-                }
-            })
+            reloader = try ServingCertificate.reloader(
+                certificate: source.certificate, privateKey: source.key, interval: config.tls.reloadInterval.duration, logger: logger,
+                onLoaded: { metrics.certificateLoaded(notAfterUnixSeconds: $0) })
         } catch {
             throw InjectorStartupError(description: "cannot load the webhook certificate (tls.mode: \(config.tls.mode.rawValue)): \(error)")
         }

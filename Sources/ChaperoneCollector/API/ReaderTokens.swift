@@ -22,6 +22,11 @@ public struct ReaderTokens: Sendable {
         } catch {
             throw ConfigError(field: "readers.tokens_file", message: "cannot read \(file): \(error.localizedDescription)")
         }
+        return try Self.parse(text, file: file)
+    }
+
+    /// `name: token` lines; `file` names the source in errors.
+    static func parse(_ text: String, file: String) throws(ConfigError) -> ReaderTokens {
         var digests: Set<String> = []
         for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = raw.trimmingCharacters(in: .whitespaces)
@@ -53,8 +58,10 @@ public struct ReaderTokens: Sendable {
 public final class ReaderTokenFile: Sendable {
     private struct State {
         var tokens = ReaderTokens.none
-        var stamp: [UInt8]?
-        var checked: ContinuousClock.Instant?
+        /// The file's bytes when last read (a mounted Secret is swapped by a symlink, so
+        /// modification times are no reliable signal); nil while it does not exist.
+        var contents: Data?
+        var checked: ContinuousClock.Instant = .now
     }
 
     public let path: String?
@@ -67,19 +74,19 @@ public final class ReaderTokenFile: Sendable {
         self.path = path
         self.logger = logger
         guard let path else { return }
-        if FileManager.default.fileExists(atPath: path) {
-            let tokens = try ReaderTokens.load(file: path)
-            self.state.withLockedValue { $0 = State(tokens: tokens, stamp: Self.stamp(path), checked: .now) }
-        } else {
+        guard let contents = FileManager.default.contents(atPath: path) else {
             logger.warning("readers.tokens_file_missing", metadata: ["file": "\(path)", "effect": "reading is off until the file appears"])
+            return
         }
+        let tokens = try ReaderTokens.parse(String(decoding: contents, as: UTF8.self), file: path)
+        self.state.withLockedValue { $0 = State(tokens: tokens, contents: contents) }
     }
 
     public var tokens: ReaderTokens {
         guard let path else { return .none }
         let now = ContinuousClock.now
         let due = self.state.withLockedValue { state -> Bool in
-            if let checked = state.checked, now - checked < Self.checkEvery { return false }
+            guard now - state.checked >= Self.checkEvery else { return false }
             state.checked = now
             return true
         }
@@ -88,26 +95,20 @@ public final class ReaderTokenFile: Sendable {
     }
 
     private func reload(_ path: String) {
-        let stamp = Self.stamp(path)
-        guard stamp != self.state.withLockedValue({ $0.stamp }) else { return }
-        guard stamp != nil else {
-            self.state.withLockedValue { $0.tokens = .none; $0.stamp = nil }
+        let contents = FileManager.default.contents(atPath: path)
+        guard contents != self.state.withLockedValue({ $0.contents }) else { return }
+        guard let contents else {
+            self.state.withLockedValue { $0.tokens = .none; $0.contents = nil }
             self.logger.warning("readers.tokens_file_missing", metadata: ["file": "\(path)", "effect": "reading is off until the file appears"])
             return
         }
+        self.state.withLockedValue { $0.contents = contents }
         do {
-            let tokens = try ReaderTokens.load(file: path)
-            self.state.withLockedValue { $0.tokens = tokens; $0.stamp = stamp }
+            let tokens = try ReaderTokens.parse(String(decoding: contents, as: UTF8.self), file: path)
+            self.state.withLockedValue { $0.tokens = tokens }
             self.logger.info("readers.tokens_loaded", metadata: ["file": "\(path)", "empty": "\(tokens.isEmpty)"])
         } catch {
-            self.state.withLockedValue { $0.stamp = stamp }
             self.logger.error("readers.tokens_file_invalid", metadata: ["file": "\(path)", "error": "\(error)", "effect": "keeping the previous tokens"])
         }
-    }
-
-    /// The file's bytes' digest; nil when it cannot be read. (A mounted Secret is replaced by a
-    /// symlink swap, so modification times alone are not a reliable signal.)
-    private static func stamp(_ path: String) -> [UInt8]? {
-        FileManager.default.contents(atPath: path).map { Array(CanonicalJSON.sha256Hex(Array($0)).utf8) }
     }
 }

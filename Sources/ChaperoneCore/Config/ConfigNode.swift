@@ -156,11 +156,16 @@ extension ConfigNode {
         } catch {
             throw ConfigError(file: path, field: "", message: "cannot read the file: \(error.localizedDescription)")
         }
+        return try Self.parse(text, source: path, parse)
+    }
+
+    /// Parses `text` with `parse`, putting `source` (a file, or `$VARIABLE`) on any error.
+    package static func parse<Value>(_ text: String, source: String, _ parse: (String) throws(ConfigError) -> Value) throws(ConfigError) -> Value {
         do {
             return try parse(text)
         } catch {
             var located = error
-            located.file = path
+            located.file = source
             throw located
         }
     }

@@ -10,6 +10,13 @@ extension ProxyConfiguration {
         public static let policy = "CHAPERONE_POLICY"
         /// PEM CA bundle trusted for the collector.
         public static let collectorCA = "CHAPERONE_COLLECTOR_CA"
+
+        /// Refuses text that holds no PEM certificate, naming `source`.
+        public static func checkCertificates(_ pem: String, source: String) throws(ConfigError) {
+            guard pem.contains("-----BEGIN CERTIFICATE-----") else {
+                throw ConfigError(file: source, field: "", message: "expected PEM certificates (-----BEGIN CERTIFICATE-----)")
+            }
+        }
     }
 
     /// The effective configuration: `--config FILE` if given, else the YAML in
@@ -22,13 +29,7 @@ extension ProxyConfiguration {
         if let file {
             config = try Self.load(file: file)
         } else if let text = environment[Environment.configuration], !text.isEmpty {
-            do {
-                config = try Self.parse(yaml: text)
-            } catch {
-                var located = error
-                located.file = "$" + Environment.configuration
-                throw located
-            }
+            config = try ConfigNode.parse(text, source: "$" + Environment.configuration, Self.parse(yaml:))
         } else {
             config = ProxyConfiguration()
         }
@@ -36,9 +37,7 @@ extension ProxyConfiguration {
             config.policy.text = text
         }
         if var collector = config.collector, collector.caBundle == nil, let pem = environment[Environment.collectorCA], !pem.isEmpty {
-            guard pem.contains("-----BEGIN CERTIFICATE-----") else {
-                throw ConfigError(file: "$" + Environment.collectorCA, field: "", message: "expected PEM certificates (-----BEGIN CERTIFICATE-----)")
-            }
+            try Environment.checkCertificates(pem, source: "$" + Environment.collectorCA)
             collector.caPEM = pem
             config.collector = collector
         }

@@ -36,10 +36,23 @@ public struct SidecarHandover: Sendable, Equatable {
     /// agent pod's sidecar. `ownCA` is the injector's CA in self-signed mode, used when no
     /// `collector_ca_file` is set.
     public static func read(_ sidecar: InjectorConfiguration.Sidecar, ownCA: String?) throws(ConfigError) -> SidecarHandover {
-        var handover = SidecarHandover()
-        if let file = sidecar.configFile {
-            let text = try Self.text(file, field: "sidecar.config_file")
-            let proxy = try ConfigNode.load(file: file, ProxyConfiguration.parse(yaml:))
+        let handover = try Self.contents(sidecar, ownCA: ownCA)
+        try handover.validate(sidecar)
+        return handover
+    }
+
+    /// The files' text, unchecked.
+    static func contents(_ sidecar: InjectorConfiguration.Sidecar, ownCA: String?) throws(ConfigError) -> SidecarHandover {
+        SidecarHandover(
+            configuration: try sidecar.configFile.map { file throws(ConfigError) in try Self.text(file, field: "sidecar.config_file") },
+            policy: try sidecar.policyFile.map { file throws(ConfigError) in try Self.text(file, field: "sidecar.policy_file") },
+            collectorCA: try sidecar.collectorCAFile.map { file throws(ConfigError) in try Self.text(file, field: "sidecar.collector_ca_file") } ?? ownCA)
+    }
+
+    /// Errors name the file each text came from.
+    func validate(_ sidecar: InjectorConfiguration.Sidecar) throws(ConfigError) {
+        if let text = self.configuration, let file = sidecar.configFile {
+            let proxy = try ConfigNode.parse(text, source: file, ProxyConfiguration.parse(yaml:))
             if proxy.policy.file != nil {
                 throw ConfigError(file: file, field: "policy.file", message: "the sidecar cannot read files of the injector's; put the rules in the file sidecar.policy_file names")
             }
@@ -55,23 +68,13 @@ public struct SidecarHandover: Sendable, Equatable {
                         message: "the injector mounts provider keys only at /var/run/secrets/chaperone/<upstream>/api-key for sidecar.upstreams (\(sidecar.upstreams.joined(separator: ", "))); add \(name) there or use \(expected)")
                 }
             }
-            handover.configuration = text
         }
-        if let file = sidecar.policyFile {
-            let text = try Self.text(file, field: "sidecar.policy_file")
+        if let text = self.policy, let file = sidecar.policyFile {
             _ = try Policy.parse(yaml: text, file: file)
-            handover.policy = text
         }
-        if let file = sidecar.collectorCAFile {
-            let text = try Self.text(file, field: "sidecar.collector_ca_file")
-            guard text.contains("-----BEGIN CERTIFICATE-----") else {
-                throw ConfigError(file: file, field: "", message: "expected PEM certificates (-----BEGIN CERTIFICATE-----)")
-            }
-            handover.collectorCA = text
-        } else {
-            handover.collectorCA = ownCA
+        if let pem = self.collectorCA, let file = sidecar.collectorCAFile {
+            try ProxyConfiguration.Environment.checkCertificates(pem, source: file)
         }
-        return handover
     }
 
     private static func text(_ file: String, field: String) throws(ConfigError) -> String {
@@ -85,33 +88,40 @@ public struct SidecarHandover: Sendable, Equatable {
 /// The injector serving admissions, rebuilt whenever the handover changes (a ConfigMap update
 /// reaches the mounted files within a minute or so; pods created from then on get it).
 final class SidecarInjectorSource: Sendable {
-    private let state: NIOLockedValueBox<(handover: SidecarHandover, injector: SidecarInjector)>
+    private struct State {
+        var injector: SidecarInjector
+        /// The files as last read, valid or not: unchanged files are neither parsed nor reported again.
+        var lastRead: SidecarHandover
+    }
+
+    private let state: NIOLockedValueBox<State>
     let configuration: InjectorConfiguration
 
     init(configuration: InjectorConfiguration, handover: SidecarHandover) {
         self.configuration = configuration
-        self.state = .init((handover, SidecarInjector(configuration: configuration, handover: handover)))
+        self.state = .init(State(injector: SidecarInjector(configuration: configuration, handover: handover), lastRead: handover))
     }
 
     var injector: SidecarInjector { self.state.withLockedValue { $0.injector } }
 
     /// Re-reads the files; a change replaces the injector, a bad file keeps the previous one.
     func refresh(ownCA: String?, logger: Logger) {
-        let handover: SidecarHandover
+        let sidecar = self.configuration.sidecar
         do {
-            handover = try SidecarHandover.read(self.configuration.sidecar, ownCA: ownCA)
+            let read = try SidecarHandover.contents(sidecar, ownCA: ownCA)
+            let changed = self.state.withLockedValue { state in
+                defer { state.lastRead = read }
+                return state.lastRead != read
+            }
+            guard changed else { return }
+            try read.validate(sidecar)
+            self.state.withLockedValue { $0.injector = SidecarInjector(configuration: self.configuration, handover: read) }
+            Self.log(read, logger: logger, message: "sidecar.handover_changed")
         } catch {
             logger.warning("sidecar.handover_reload_failed", metadata: [
                 "error": "\(error)", "effect": "new pods get the previous sidecar configuration",
             ])
-            return
         }
-        let changed = self.state.withLockedValue { state in
-            guard state.handover != handover else { return false }
-            state = (handover, SidecarInjector(configuration: self.configuration, handover: handover))
-            return true
-        }
-        if changed { Self.log(handover, logger: logger, message: "sidecar.handover_changed") }
     }
 
     static func log(_ handover: SidecarHandover, logger: Logger, message: Logger.Message) {

@@ -146,10 +146,8 @@ public final class CABundlePublisher: Service, Sendable {
             if let data = secret?.data, let ca = data[keys.ca], let certificate = data[keys.certificate], let key = data[keys.privateKey],
                 String(decoding: ca, as: UTF8.self) == authority.caCertificatePEM,
                 WebhookCertificateAuthority.isCurrent(
-                    WebhookTLSMaterial(
-                        caCertificatePEM: authority.caCertificatePEM, caPrivateKeyPEM: "",
-                        certificatePEM: String(decoding: certificate, as: UTF8.self), privateKeyPEM: String(decoding: key, as: UTF8.self)),
-                    dnsNames: names, renewBefore: renewBefore)
+                    certificatePEM: String(decoding: certificate, as: UTF8.self), privateKeyPEM: String(decoding: key, as: UTF8.self),
+                    caCertificatePEM: authority.caCertificatePEM, dnsNames: names, renewBefore: renewBefore)
             {
                 return
             }

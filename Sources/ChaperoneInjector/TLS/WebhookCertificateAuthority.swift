@@ -117,9 +117,18 @@ public enum WebhookCertificateAuthority {
 
     /// Whether `material`'s serving certificate still serves `dnsNames` for longer than `renewBefore`.
     public static func isCurrent(_ material: WebhookTLSMaterial, dnsNames: [String], renewBefore: TimeInterval, now: Date = Date()) -> Bool {
-        guard let certificate = try? Certificate(pemEncoded: material.certificatePEM),
-            let ca = try? Certificate(pemEncoded: material.caCertificatePEM),
-            let key = try? P256.Signing.PrivateKey(pemRepresentation: material.privateKeyPEM),
+        self.isCurrent(
+            certificatePEM: material.certificatePEM, privateKeyPEM: material.privateKeyPEM, caCertificatePEM: material.caCertificatePEM,
+            dnsNames: dnsNames, renewBefore: renewBefore, now: now)
+    }
+
+    /// The same for a serving pair issued by `caCertificatePEM` (no CA key needed).
+    static func isCurrent(
+        certificatePEM: String, privateKeyPEM: String, caCertificatePEM: String, dnsNames: [String], renewBefore: TimeInterval, now: Date = Date()
+    ) -> Bool {
+        guard let certificate = try? Certificate(pemEncoded: certificatePEM),
+            let ca = try? Certificate(pemEncoded: caCertificatePEM),
+            let key = try? P256.Signing.PrivateKey(pemRepresentation: privateKeyPEM),
             certificate.publicKey == Certificate.PublicKey(key.publicKey),
             certificate.issuer == ca.subject,
             ca.notValidAfter > now.addingTimeInterval(renewBefore),
