@@ -105,12 +105,33 @@ public struct CollectorApplication: Sendable {
             podUID: environment["POD_UID"], node: environment["NODE_NAME"], authenticatedBy: "collector")
         let planner = LedgerPlanner(streamID: UUIDv7().description, identity: ownIdentity)
 
+        let commits = GroupCommit(store: store, planner: planner, groupSizes: { _ in metrics.transaction() })
+        let tail = config.tail.enabled ? LiveTail(maxContentChars: config.tail.maxContentChars) : nil
         let ingest = IngestEndpoint(
-            authenticator: authenticator, commits: GroupCommit(store: store, planner: planner, groupSizes: { _ in metrics.transaction() }),
-            parsing: Turnstile(permits: IngestEndpoint.parsingSlots), limits: config.limits,
-            tail: config.tail.enabled ? LiveTail(maxContentChars: config.tail.maxContentChars) : nil, output: output, metrics: metrics,
-            logger: logger)
+            authenticator: authenticator, commits: commits, parsing: Turnstile(permits: IngestEndpoint.parsingSlots), limits: config.limits,
+            tail: tail, output: output, metrics: metrics, logger: logger)
         let queries = QueryEndpoints(store: store, log: log, readers: readers, logger: logger)
+
+        var approvers: ApproverVerifier?
+        if let oidc = config.approvals.oidc {
+            let verifier = try ApproverVerifier(settings: oidc, logger: logger)
+            cleanups.append { try? await verifier.keys.shutdown() }
+            approvers = verifier
+        } else {
+            logger.warning("approvals.no_approvers", metadata: [
+                "effect": "requests that policy holds for approval are denied at once", "hint": "configure approvals.oidc",
+            ])
+        }
+        var notifier: ApprovalNotifier?
+        if let settings = config.approvals.notifications {
+            let made = ApprovalNotifier(settings: settings, metrics: metrics, logger: logger)
+            cleanups.append { await made.shutdown() }
+            notifier = made
+        }
+        let approvals = ApprovalService(
+            store: ApprovalStore(database: database), settings: config.approvals, approvers: approvers, commits: commits, identity: ownIdentity,
+            notifier: notifier, tail: tail, output: output, metrics: metrics, logger: logger)
+        let approvalEndpoints = ApprovalEndpoints(service: approvals, pods: authenticator, readers: readers, metrics: metrics, logger: logger)
 
         logger.info("collector.starting", metadata: [
             "version": "\(ChaperoneCollectorVersion.current)", "storage": "\(config.storage.backend.rawValue)",
@@ -121,6 +142,7 @@ public struct CollectorApplication: Sendable {
         let router = Router()
         router.post(RouterPath(IngestEndpoint.path)) { request, _ in await ingest.respond(to: request) }
         queries.register(on: router)
+        approvalEndpoints.register(on: router)
         let apiAddress = BindAddress.hostname(config.listen.host, port: config.listen.port)
         let onRunning: @Sendable (any Channel) async -> Void = { channel in
             readiness.listening()
@@ -148,7 +170,7 @@ public struct CollectorApplication: Sendable {
         }
         let admin = AdminListener.service(address: self.configuration.admin, readiness: readiness, registry: metrics.registry, logger: self.logger)
         let background = BackgroundWork(
-            configuration: config, store: store, log: log, jwks: jwks, metrics: metrics, readiness: readiness, logger: logger)
+            configuration: config, store: store, log: log, jwks: jwks, approvals: approvals, metrics: metrics, readiness: readiness, logger: logger)
 
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: admin), .init(service: background)] + (reloader.map { [.init(service: $0)] } ?? []) + [.init(service: api)],
@@ -177,6 +199,7 @@ struct BackgroundWork: Service {
     let store: EventStore
     let log: TransparencyLog
     let jwks: ProjectedTokenVerifier?
+    let approvals: ApprovalService
     let metrics: CollectorMetrics
     let readiness: Readiness
     let logger: Logger
@@ -216,6 +239,20 @@ struct BackgroundWork: Service {
             }
             if let jwks = self.jwks {
                 group.addTask { await self.every(jwks.refreshInterval, "auth.jwks_refresh_failed") { try await jwks.refresh() } }
+            }
+            group.addTask { await self.every(1, "approvals.expiry_failed") { try await self.approvals.expireDue() } }
+            if let approvers = self.approvals.approvers {
+                // The identity provider is not needed for ingest: its keys load beside it.
+                group.addTask {
+                    do {
+                        try await self.retrying("approvals.oidc_jwks_unavailable") { try await approvers.keys.refresh() }
+                    } catch {
+                        return
+                    }
+                    await self.every(approvers.settings.jwksRefreshInterval.timeInterval, "approvals.oidc_jwks_refresh_failed") {
+                        try await approvers.keys.refresh()
+                    }
+                }
             }
         }
     }

@@ -66,6 +66,15 @@ public struct CollectorMetrics: Sendable {
         self.counters.increment("integrity_findings", help: "integrity.* events raised at ingest, by kind.", label: ("kind", kind))
     }
 
+    /// An approval opened, voted on or ended, by what happened (`opened`, `approved`, `denied`, ...).
+    func approval(_ step: String) {
+        self.counters.increment("approvals", help: "Approval steps, by step (opened, voted, approved, denied, expired, cancelled).", label: ("step", step))
+    }
+
+    func notification(result: String) {
+        self.counters.increment("approval_notifications", help: "Approval webhook notifications, by result (sent, failed).", label: ("result", result))
+    }
+
     func storage(bytes: Int64) { self.storageBytes.set(Double(bytes)) }
     func checkpoint(size: Int64) { self.treeSize.set(Double(size)) }
     func searchBacklog(events: Int64) { self.searchBacklog.set(Double(events)) }

@@ -5,8 +5,10 @@ public import ArgumentParser
 public struct Chaperonectl: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "chaperonectl",
-        abstract: "Operate Chaperone: search and replay audited agent sessions, follow the live trail, verify the tamper-evident log, try masking policies.",
-        subcommands: [EventsCommand.self, SessionsCommand.self, ReplayCommand.self, TailCommand.self, VerifyCommand.self, MaskCommand.self]
+        abstract: "Operate Chaperone: decide held requests, search and replay audited agent sessions, follow the live trail, verify the tamper-evident log, try masking policies.",
+        subcommands: [
+            ApprovalsCommand.self, EventsCommand.self, SessionsCommand.self, ReplayCommand.self, TailCommand.self, VerifyCommand.self, MaskCommand.self,
+        ]
     )
 
     public init() {}

@@ -12,7 +12,7 @@ struct CollectorOptions: ParsableArguments {
     @Option(name: .long, help: "Collector API URL (env CHAPERONE_COLLECTOR).")
     var collector: String = ProcessInfo.processInfo.environment["CHAPERONE_COLLECTOR"] ?? "http://127.0.0.1:8080"
 
-    @Option(name: .long, help: "File holding a reader token (env CHAPERONE_TOKEN_FILE; or set CHAPERONE_TOKEN).")
+    @Option(name: .long, help: "File holding a reader token, or for approvals your OIDC ID token (env CHAPERONE_TOKEN_FILE; or set CHAPERONE_TOKEN).")
     var tokenFile: String?
 
     @Option(name: .long, help: "CA certificate (PEM) to trust for an https collector.")
@@ -78,14 +78,29 @@ final class CollectorClient: Sendable {
         }
     }
 
-    /// The answer's JSON as received.
-    func raw(_ path: String, _ parameters: [(String, String?)] = [], timeout: Int64 = 60) async throws -> Data {
+    /// POSTs a JSON body and decodes the answer.
+    func post<T: Decodable>(_ path: String, json body: [String: String], as type: T.Type = T.self) async throws -> T {
+        let data = try await self.raw(path, body: Array(try JSONSerialization.data(withJSONObject: body)))
+        do {
+            return try JSONDecoder().decode(T.self, from: data)
+        } catch {
+            throw CollectorError(description: "\(path): unexpected answer: \(error)")
+        }
+    }
+
+    /// The answer's JSON as received (a GET, or a POST of `body`).
+    func raw(_ path: String, _ parameters: [(String, String?)] = [], body: [UInt8]? = nil, timeout: Int64 = 60) async throws -> Data {
         var components = URLComponents(string: self.base + path)!
         let items = parameters.compactMap { name, value in value.map { URLQueryItem(name: name, value: $0) } }
         if !items.isEmpty { components.queryItems = items }
         var request = HTTPClientRequest(url: components.string!)
         request.headers.add(name: "Authorization", value: "Bearer \(self.token)")
         request.headers.add(name: "Accept", value: "application/json")
+        if let body {
+            request.method = .POST
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: body))
+        }
         let response: HTTPClientResponse
         do {
             response = try await self.http.execute(request, timeout: .seconds(timeout))

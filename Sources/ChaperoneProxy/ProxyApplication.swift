@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 public import ChaperoneCore
 public import Foundation
 public import Logging
@@ -118,9 +119,14 @@ public struct ProxyApplication: Sendable {
         for (name, upstreamConfig) in config.upstreams {
             upstreams[name] = try Upstream(name: name, config: upstreamConfig, timeouts: config.timeouts, eventLoopGroup: eventLoopGroup)
         }
+        var approvals: ApprovalGate?
+        if let collector = config.collector {
+            let client = try collector.httpClient(eventLoopGroup: eventLoopGroup)
+            approvals = ApprovalGate(client: ApprovalClient(client: client, settings: collector), timeout: config.approvals.timeout, logger: self.logger)
+        }
         let handler = ProxyExchangeHandler(
             upstreams: upstreams, configuration: config, trail: trail, spool: spool, metrics: metrics,
-            source: source, policy: self.policy, logger: self.logger
+            source: source, policy: self.policy, approvals: approvals, logger: self.logger
         )
         let proxy = HTTPServer(
             name: "proxy", host: config.listen.host, port: config.listen.port, handler: handler,
@@ -159,9 +165,11 @@ public struct ProxyApplication: Sendable {
         do {
             try await group.run()
         } catch {
+            try? await approvals?.client.client.shutdown()
             await self.shutdown(upstreams: upstreams, trail: trail)
             throw error
         }
+        try? await approvals?.client.client.shutdown()
         await self.shutdown(upstreams: upstreams, trail: trail)
     }
 

@@ -12,7 +12,7 @@ extension CollectorConfiguration {
         var config = CollectorConfiguration()
         guard let top = try ConfigNode.root(yaml: text) else { return config }
         try top.rejectUnknownKeys(allowed: [
-            "listen", "admin", "tls", "limits", "authentication", "storage", "log", "tail", "retention", "readers", "cluster",
+            "listen", "admin", "tls", "limits", "authentication", "storage", "log", "tail", "retention", "readers", "cluster", "approvals",
         ])
         if let value = try top.address("listen", default: config.listen) { config.listen = value }
         if let value = try top.address("admin", default: config.admin) { config.admin = value }
@@ -59,7 +59,78 @@ extension CollectorConfiguration {
             try readers.rejectUnknownKeys(allowed: ["tokens_file"])
             if let value = try readers.string("tokens_file") { config.readers.tokensFile = value }
         }
+        if let approvals = try top.child("approvals") { try Self.approvals(approvals, into: &config.approvals) }
         return config
+    }
+
+    private static func approvals(_ node: ConfigNode, into approvals: inout Approvals) throws(ConfigError) {
+        try node.rejectUnknownKeys(allowed: ["oidc", "required_approvals", "max_timeout", "auto_deny", "notifications"])
+        if let value = try node.int("required_approvals", range: 1...20) { approvals.requiredApprovals = value }
+        if let value = try node.duration("max_timeout") { approvals.maxTimeout = value }
+        if let oidc = try node.child("oidc") {
+            try oidc.rejectUnknownKeys(allowed: [
+                "issuer", "audience", "jwks_url", "jwks_file", "jwks_refresh_interval", "username_claim", "groups_claim", "approver_groups",
+            ])
+            guard let issuer = try oidc.string("issuer"), !issuer.isEmpty else {
+                throw ConfigError(field: oidc.field("issuer"), message: "required: the identity provider's issuer URL (the ID tokens' iss)")
+            }
+            guard let audience = try oidc.string("audience"), !audience.isEmpty else {
+                throw ConfigError(field: oidc.field("audience"), message: "required: the client id the approvers' ID tokens are issued for (their aud)")
+            }
+            let keys: SigningKeySet.Source
+            switch (try oidc.string("jwks_url"), try oidc.string("jwks_file")) {
+            case (let url?, nil):
+                guard let parsed = URL(string: url), parsed.scheme == "https" || parsed.scheme == "http", parsed.host != nil else {
+                    throw ConfigError(field: oidc.field("jwks_url"), message: "'\(url)' is not an http(s) URL")
+                }
+                keys = .url(url)
+            case (nil, let file?):
+                keys = .file(file)
+            case (nil, nil):
+                throw ConfigError(field: oidc.field("jwks_url"), message: "required: the identity provider's JWKS (jwks_uri in its /.well-known/openid-configuration), or jwks_file")
+            case (_?, _?):
+                throw ConfigError(field: oidc.field("jwks_url"), message: "set jwks_url or jwks_file, not both")
+            }
+            guard let groups = try oidc.strings("approver_groups"), !groups.isEmpty else {
+                throw ConfigError(field: oidc.field("approver_groups"), message: "required: the groups whose members may approve (a non-empty list)")
+            }
+            var settings = OIDC(issuer: issuer, audience: audience, keys: keys, approverGroups: groups)
+            if let value = try oidc.duration("jwks_refresh_interval") { settings.jwksRefreshInterval = value }
+            if let value = try oidc.string("username_claim") { settings.usernameClaim = value }
+            if let value = try oidc.string("groups_claim") { settings.groupsClaim = value }
+            approvals.oidc = settings
+        }
+        for rule in try node.children("auto_deny") ?? [] {
+            try rule.rejectUnknownKeys(allowed: ["pattern", "reason"])
+            guard let pattern = try rule.string("pattern"), !pattern.isEmpty else {
+                throw ConfigError(field: rule.field("pattern"), message: "required: a regular expression")
+            }
+            do {
+                _ = try NSRegularExpression(pattern: pattern)
+            } catch {
+                throw ConfigError(field: rule.field("pattern"), message: "'\(pattern)' is not a valid regular expression")
+            }
+            approvals.autoDeny.append(AutoDeny(pattern: pattern, reason: try rule.string("reason") ?? "matches auto-deny pattern \(pattern)"))
+        }
+        if let notify = try node.child("notifications") {
+            try notify.rejectUnknownKeys(allowed: ["webhook_url", "webhook_url_file", "format", "collector_url", "link", "timeout"])
+            var settings = Notifications()
+            settings.webhookURL = try notify.string("webhook_url")
+            settings.webhookURLFile = try notify.string("webhook_url_file")
+            guard (settings.webhookURL == nil) != (settings.webhookURLFile == nil) else {
+                throw ConfigError(field: notify.field("webhook_url"), message: "set exactly one of webhook_url and webhook_url_file")
+            }
+            if let url = settings.webhookURL {
+                guard let parsed = URL(string: url), parsed.scheme == "https" || parsed.scheme == "http", parsed.host != nil else {
+                    throw ConfigError(field: notify.field("webhook_url"), message: "'\(url)' is not an http(s) URL")
+                }
+            }
+            if let value: Notifications.Format = try notify.choice("format") { settings.format = value }
+            settings.collectorURL = try notify.string("collector_url")
+            settings.link = try notify.string("link")
+            if let value = try notify.duration("timeout") { settings.timeout = value }
+            approvals.notifications = settings
+        }
     }
 
     private static func authentication(_ node: ConfigNode, into auth: inout Authentication) throws(ConfigError) {

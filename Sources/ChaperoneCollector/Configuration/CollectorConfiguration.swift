@@ -18,6 +18,8 @@ public struct CollectorConfiguration: Sendable {
     public var retention = Retention()
     /// Who may read events, sessions and the log (`chaperonectl`).
     public var readers = Readers()
+    /// Who may decide requests held for a person's approval, and how they hear of them.
+    public var approvals = Approvals()
     /// Stamped on events whose token does not name a cluster.
     public var cluster: String?
 
@@ -126,5 +128,62 @@ public struct CollectorConfiguration: Sendable {
     public struct Readers: Sendable {
         /// Lines `name: token` (or bare tokens); the API answers reads only to these bearers.
         public var tokensFile: String?
+    }
+}
+
+extension CollectorConfiguration {
+    public struct Approvals: Sendable {
+        /// The organisation's identity provider; without it nobody can approve, and every
+        /// request held for approval is denied at once with that reason.
+        public var oidc: OIDC?
+        /// Distinct approvers who must approve before a request is released (one deny ends it).
+        public var requiredApprovals = 1
+        /// Longest hold a sidecar may ask for.
+        public var maxTimeout = ConfigDuration.seconds(3_600)
+        /// Held requests whose masked prompt matches one of these are denied without asking anyone.
+        public var autoDeny: [AutoDeny] = []
+        public var notifications: Notifications?
+    }
+
+    /// Approvers sign in with an OIDC ID token from the organisation's identity provider.
+    public struct OIDC: Sendable {
+        /// The token's `iss` must be exactly this.
+        public var issuer: String
+        /// The token's `aud` must contain this (the client id the tokens are minted for).
+        public var audience: String
+        public var keys: SigningKeySet.Source
+        public var jwksRefreshInterval = ConfigDuration(milliseconds: 300_000)
+        /// The claim that names the approver in decisions and is compared with the initiator.
+        public var usernameClaim = "email"
+        /// The claim listing the approver's groups (a string array, or one string).
+        public var groupsClaim = "groups"
+        /// Members of any of these groups may decide.
+        public var approverGroups: [String]
+    }
+
+    public struct AutoDeny: Sendable {
+        /// A regular expression (ICU syntax; `(?i)` for case-insensitive).
+        public var pattern: String
+        public var reason: String
+    }
+
+    public struct Notifications: Sendable {
+        public enum Format: String, Sendable, CaseIterable {
+            /// The approval and how to decide it, as JSON.
+            case json
+            /// A Slack incoming-webhook message (`text` and `blocks`).
+            case slack
+        }
+
+        /// Where each new approval is POSTed; `webhook_url_file` reads it from a file (a
+        /// mounted Secret), since a Slack webhook URL is itself a credential.
+        public var webhookURL: String?
+        public var webhookURLFile: String?
+        public var format = Format.json
+        /// The collector's URL as approvers reach it, for the `chaperonectl` commands in the message.
+        public var collectorURL: String?
+        /// A link to decide in a browser; `{id}` is replaced by the approval id.
+        public var link: String?
+        public var timeout = ConfigDuration.seconds(10)
     }
 }

@@ -40,9 +40,13 @@ public struct IngestBatch: Sendable {
     public let receivedMicros: Int64
     public let stamp: [UInt8]
     public let leafHashes: [[UInt8]]
+    /// Events the collector itself writes with this batch (approval steps), chained in its own
+    /// stream after any `integrity.*` findings.
+    public let ownEvents: [AuditEvent]
 
-    public init(events: [ReceivedEvent], identity: PodIdentity, receivedMicros: Int64) {
+    public init(events: [ReceivedEvent], identity: PodIdentity, receivedMicros: Int64, ownEvents: [AuditEvent] = []) {
         self.events = events
+        self.ownEvents = ownEvents
         self.identity = identity
         self.receivedMicros = receivedMicros
         let stamp = StoredRecord.stamp(identity: identity, receivedMicros: receivedMicros)
@@ -188,10 +192,11 @@ public struct LedgerPlanner: Sendable {
         }
 
         // The collector's own events, chained in its stream after the batch's.
-        if !integrityEvents.isEmpty {
+        let ownEvents = integrityEvents + batch.ownEvents
+        if !ownEvents.isEmpty {
             let ownStamp = StoredRecord.stamp(identity: self.identity, receivedMicros: batch.receivedMicros)
             var head = heads[self.streamID] ?? StreamHead(lastSeq: 0, lastLineHash: Self.zeroHash, namespace: self.identity.namespace, pod: self.identity.pod)
-            for var event in integrityEvents {
+            for (index, var event) in ownEvents.enumerated() {
                 event.eventID = UUIDv7().description
                 event.streamID = self.streamID
                 event.seq = UInt64(head.lastSeq + 1)
@@ -204,9 +209,9 @@ public struct LedgerPlanner: Sendable {
                 plan.records.append(StoredRecord(
                     leafIndex: next, eventID: event.eventID, streamID: self.streamID, seq: head.lastSeq, prevHash: event.prevHash,
                     lineHash: head.lastLineHash, timeMicros: batch.receivedMicros, receivedMicros: batch.receivedMicros,
-                    kind: event.kind.rawValue, sessionID: event.sessionID, exchangeID: nil, identity: self.identity,
+                    kind: event.kind.rawValue, sessionID: event.sessionID, exchangeID: event.exchangeID, identity: self.identity,
                     stamp: ownStamp, leafHash: LogRecord.leafHash(lineHash: lineHash, stamp: ownStamp), line: line, index: .init(event)))
-                plan.findings.append(event)
+                if index < integrityEvents.count { plan.findings.append(event) }
                 next += 1
             }
             plan.streamHeads[self.streamID] = head

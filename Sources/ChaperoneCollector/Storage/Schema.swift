@@ -4,8 +4,11 @@
 enum Schema {
     static func migrations(_ dialect: SQLDialect) -> [(version: Int, statements: [String])] {
         switch dialect {
-        case .sqlite: [(1, Self.sqliteV1), (2, Self.unusedStreamIndex)]
-        case .postgres: [(1, Self.postgresV1), (2, Self.postgresV2), (3, Self.unusedStreamIndex), (4, Self.postgresTextBesideWriter)]
+        case .sqlite: [(1, Self.sqliteV1), (2, Self.unusedStreamIndex), (3, Self.approvals(integer: "INTEGER"))]
+        case .postgres: [
+            (1, Self.postgresV1), (2, Self.postgresV2), (3, Self.unusedStreamIndex), (4, Self.postgresTextBesideWriter),
+            (5, Self.approvals(integer: "BIGINT")),
+        ]
         }
     }
 
@@ -56,6 +59,27 @@ enum Schema {
         "CREATE TABLE checkpoints (tree_size INTEGER PRIMARY KEY, root_hash BLOB NOT NULL, note TEXT NOT NULL, frontier BLOB NOT NULL, created_us INTEGER NOT NULL)",
         "CREATE VIRTUAL TABLE events_text USING fts5 (body, content='', contentless_delete=1)",
     ]
+
+    /// Requests held for approval (docs/approvals.md). The approval itself (request, requester,
+    /// votes) is one JSON document; the columns beside it are what lists and sweeps select on.
+    /// `updated_us` only grows (the writer takes the larger of now and the last value plus one),
+    /// so `chaperonectl approvals watch` can follow changes with it as a cursor.
+    private static func approvals(integer: String) -> [String] { [
+        """
+        CREATE TABLE approvals (
+            approval_id TEXT PRIMARY KEY,
+            status TEXT NOT NULL,
+            created_us \(integer) NOT NULL,
+            expires_us \(integer) NOT NULL,
+            updated_us \(integer) NOT NULL,
+            namespace TEXT,
+            pod_uid TEXT,
+            document TEXT NOT NULL
+        )
+        """,
+        "CREATE INDEX approvals_status_expires ON approvals (status, expires_us)",
+        "CREATE UNIQUE INDEX approvals_updated ON approvals (updated_us)",
+    ] }
 
     /// No query reads events by stream and sequence (the planner keeps stream heads in
     /// `streams`); the index only cost every insert.

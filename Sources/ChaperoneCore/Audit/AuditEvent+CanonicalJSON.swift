@@ -96,6 +96,12 @@ package struct CanonicalJSONWriter {
     package mutating func strings(_ values: [String]) {
         self.array(values) { $0.string($1) }
     }
+
+    /// A value that is JSON already, spliced in as it is.
+    package mutating func raw(_ json: [UInt8]) {
+        self.bytes.append(contentsOf: json)
+        self.needsComma = true
+    }
 }
 
 extension CanonicalJSONWriter {
@@ -202,6 +208,8 @@ extension CanonicalJSONWriter {
             w.key("action") { $0.string(d.action) }
             if let v = d.approvalID { w.key("approval_id") { $0.string(v) } }
             if let v = d.approvalOutcome { w.key("approval_outcome") { $0.string(v) } }
+            if let v = d.approvalReason { w.key("approval_reason") { $0.string(v) } }
+            if let v = d.approvers { w.key("approvers") { $0.strings(v) } }
             if let v = d.message { w.key("message") { $0.string(v) } }
             w.key("rules") { $0.strings(d.rules) }
             if let v = d.severity { w.key("severity") { $0.string(v) } }

@@ -295,12 +295,15 @@ extension AuditEvent.Finding {
 extension AuditEvent.Decision {
     init(reading r: inout JSONReader) throws(JSONReader.Declined) {
         var action: String?, rules: [String]?, approvalID: String??, approvalOutcome: String??, severity: String??, message: String??
+        var approvalReason: String??, approvers: [String]??
         try r.object { r, key throws(JSONReader.Declined) in
             switch key {
             case "action": try once(&action, r.string())
             case "rules": try once(&rules, strings(&r))
             case "approval_id": try once(&approvalID, optionalString(&r))
             case "approval_outcome": try once(&approvalOutcome, optionalString(&r))
+            case "approval_reason": try once(&approvalReason, optionalString(&r))
+            case "approvers": try once(&approvers, r.optional { r throws(JSONReader.Declined) in try strings(&r) })
             case "severity": try once(&severity, optionalString(&r))
             case "message": try once(&message, optionalString(&r))
             default: try r.skipValue()
@@ -309,6 +312,8 @@ extension AuditEvent.Decision {
         self.init(
             action: try required(action), rules: try required(rules), approvalID: approvalID ?? nil, approvalOutcome: approvalOutcome ?? nil,
             severity: severity ?? nil, message: message ?? nil)
+        self.approvalReason = approvalReason ?? nil
+        self.approvers = approvers ?? nil
     }
 }
 

@@ -110,6 +110,17 @@ extension AuditEvent {
         public static let integrityIdentityMismatch = Kind(rawValue: "integrity.identity_mismatch")
         /// An event id arrived again with different content.
         public static let integrityDuplicateConflict = Kind(rawValue: "integrity.duplicate_conflict")
+        /// A request is held until a person approves it (docs/approvals.md).
+        public static let approvalRequested = Kind(rawValue: "approval.requested")
+        /// An approver voted (the collector's record; more votes may be required).
+        public static let approvalVoted = Kind(rawValue: "approval.voted")
+        /// The held request was approved and forwarded.
+        public static let approvalApproved = Kind(rawValue: "approval.approved")
+        public static let approvalDenied = Kind(rawValue: "approval.denied")
+        /// Nobody decided in time.
+        public static let approvalTimedOut = Kind(rawValue: "approval.timed_out")
+        /// The agent gave up waiting (or the sidecar stopped) before a decision.
+        public static let approvalCancelled = Kind(rawValue: "approval.cancelled")
     }
 
     /// How an exchange ended, from the proxy's point of view.
@@ -243,7 +254,12 @@ extension AuditEvent {
         public var action: String
         public var rules: [String]
         public var approvalID: String?
+        /// `pending`, `approved`, `denied`, `timed_out`, `cancelled` or `unavailable`.
         public var approvalOutcome: String?
+        /// Why the approval ended as it did (the approver's reason, an auto-deny rule, the timeout).
+        public var approvalReason: String?
+        /// Who decided (the approvers' verified names), in the order they voted.
+        public var approvers: [String]?
         /// The highest severity among the matched rules.
         public var severity: String?
         /// The deciding rule's message.
@@ -263,6 +279,8 @@ extension AuditEvent {
             case action, rules, severity, message
             case approvalID = "approval_id"
             case approvalOutcome = "approval_outcome"
+            case approvalReason = "approval_reason"
+            case approvers
         }
     }
 

@@ -121,6 +121,17 @@ extension ConfigNode {
         return .init(host: try node.string("host") ?? current.host, port: try node.int("port", range: 0...65535) ?? current.port)
     }
 
+    /// A list of mappings, each a node named `key[index]`.
+    package func children(_ key: String) throws(ConfigError) -> [ConfigNode]? {
+        guard let value = self.value(key) else { return nil }
+        guard let sequence = value.sequence else {
+            throw ConfigError(field: self.field(key), message: "expected a list\(Self.location(value))")
+        }
+        var result: [ConfigNode] = []
+        for (index, item) in sequence.enumerated() { result.append(try ConfigNode(path: self.field("\(key)[\(index)]"), node: item)) }
+        return result
+    }
+
     package func strings(_ key: String) throws(ConfigError) -> [String]? {
         guard let value = self.value(key) else { return nil }
         guard let sequence = value.sequence else {

@@ -11,7 +11,7 @@ extension ProxyConfiguration {
     public static func parse(yaml text: String) throws(ConfigError) -> ProxyConfiguration {
         var config = ProxyConfiguration()
         guard let top = try ConfigNode.root(yaml: text) else { return config }
-        try top.rejectUnknownKeys(allowed: ["listen", "admin", "upstreams", "limits", "timeouts", "audit", "masking", "policy", "collector", "spool"])
+        try top.rejectUnknownKeys(allowed: ["listen", "admin", "upstreams", "limits", "timeouts", "audit", "masking", "policy", "collector", "spool", "approvals"])
         if let value = try top.address("listen", default: config.listen) { config.listen = value }
         if let value = try top.address("admin", default: config.admin) { config.admin = value }
         if let upstreams = try top.child("upstreams") {
@@ -62,6 +62,15 @@ extension ProxyConfiguration {
         }
         if let collector = try top.child("collector") {
             config.collector = try Self.collector(collector)
+        }
+        if let approvals = try top.child("approvals") {
+            try approvals.rejectUnknownKeys(allowed: ["timeout"])
+            if let value = try approvals.duration("timeout") {
+                guard value.milliseconds >= 1000, value.milliseconds <= 86_400_000 else {
+                    throw ConfigError(field: approvals.field("timeout"), message: "between 1s and 24h")
+                }
+                config.approvals.timeout = value
+            }
         }
         if let spool = try top.child("spool") {
             try spool.rejectUnknownKeys(allowed: ["directory", "max_size", "high_water_percent", "overflow", "sync", "sync_interval", "segment_size"])

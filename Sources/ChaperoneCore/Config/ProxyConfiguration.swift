@@ -16,6 +16,8 @@ public struct ProxyConfiguration: Sendable, Equatable {
     /// Where audit events are shipped; nil: they stay local (stdout and `audit.file`).
     public var collector: Collector?
     public var spool: Spool = .init()
+    /// Requests a policy rule holds for a person's approval (needs `collector`).
+    public var approvals: Approvals = .init()
 
     public init(
         listen: ListenAddress = .init(host: "127.0.0.1", port: 15080),
@@ -166,6 +168,15 @@ public struct ProxyConfiguration: Sendable, Equatable {
         public var maxContentCharacters: Int = 16 * 1024
         /// Session id used when the agent sends no `X-Chaperone-Session` header.
         public var defaultSessionID: String?
+        public init() {}
+    }
+
+    /// How requests that policy marks `require_approval` are held. The approval is opened at
+    /// `collector.url` with the pod's token; without a collector they are refused at once.
+    public struct Approvals: Sendable, Equatable {
+        /// How long a request is held for a decision before the agent is told it timed out.
+        /// Keep the agent's own HTTP timeout longer (the OpenAI and Anthropic SDKs wait 10 minutes by default).
+        public var timeout: ConfigDuration = .seconds(600)
         public init() {}
     }
 

@@ -70,6 +70,31 @@ struct ExchangeRecord {
         )
     }
 
+    /// What an approver is shown: who, what (the masked prompt, newest text last) and why.
+    func approvalRequest(id: String, rules: [String], message: String?, timeout: ConfigDuration) -> ApprovalRequest {
+        var prompt = (self.request?.messages ?? []).map { "\($0.role): \($0.content)" }.joined(separator: "\n\n")
+        if prompt.count > ApprovalRequest.maxPromptCharacters {
+            prompt = "…" + prompt.suffix(ApprovalRequest.maxPromptCharacters - 1)
+        }
+        return ApprovalRequest(
+            id: id, exchangeID: self.exchangeID, sessionID: self.sessionID, initiator: self.source.initiator, upstream: self.upstream ?? "",
+            operation: self.operation?.rawValue, path: self.path, model: self.request?.model, prompt: prompt, rules: rules, message: message,
+            severity: self.decision.severity, detectors: Array(Set(self.requestFindings.map(\.detector))).sorted(),
+            timeoutSeconds: Int(max(1, timeout.milliseconds / 1000)))
+    }
+
+    /// `approval.*`: a step of a held request.
+    func approvalEvent(_ kind: AuditEvent.Kind, id: String, outcome: String, reason: String?, approvers: [String]?) -> AuditEvent {
+        var decision = self.decision
+        decision.approvalID = id
+        decision.approvalOutcome = outcome
+        decision.approvalReason = reason
+        decision.approvers = approvers
+        return AuditEvent(
+            kind: kind, sessionID: self.sessionID, exchangeID: self.exchangeID, source: self.source,
+            genAI: self.genAI(includeResponse: false), decision: decision)
+    }
+
     /// `llm.response` for LLM operations, `http.egress` for everything else: how it ended.
     func completionEvent(limits: ContentLimiter) -> AuditEvent {
         var limiter = limits

@@ -65,11 +65,51 @@ struct ProxyError: Error, Sendable {
                    message: "chaperone-proxy: request denied by policy rule \(rule): \(message)", outcome: .rejected)
     }
 
-    /// A policy rule requires a person's approval, and this proxy has no approval service to ask:
+    /// A policy rule requires a person's approval, and this proxy has no collector to ask:
     /// the request is refused rather than sent unapproved.
     static func approvalRequired(rule: String, message: String) -> ProxyError {
         ProxyError(code: "approval_required", status: .forbidden,
-                   message: "chaperone-proxy: policy rule \(rule) requires a human approval (\(message)), and no approval service is configured for this proxy; the request was not sent", outcome: .rejected)
+                   message: "chaperone-proxy: policy rule \(rule) requires a human approval (\(message)), and no collector is configured for this proxy to ask; the request was not sent", outcome: .rejected)
+    }
+
+    /// Why the request was held, for the messages below.
+    private static func why(_ request: ApprovalRequest) -> String {
+        "policy rule \(request.rules.first ?? "?")" + (request.message.map { ": \($0)" } ?? "")
+    }
+
+    /// Denied by an approver (or at once, by an auto-deny rule).
+    static func approvalDenied(_ approval: Approval) -> ProxyError {
+        let by = approval.deciders.isEmpty ? "" : " by \(approval.deciders.joined(separator: ", "))"
+        return ProxyError(
+            code: "approval_denied", status: .forbidden,
+            message: "chaperone-proxy: approval \(approval.id) was denied\(by): \(approval.reason ?? "no reason given"). "
+                + "The request was held by \(Self.why(approval.request)) and was not sent.",
+            outcome: .rejected)
+    }
+
+    /// Nobody decided before the hold's deadline. 403, not a 5xx or 408, so that SDKs do not
+    /// retry into another long hold.
+    static func approvalTimedOut(_ request: ApprovalRequest, id: String, after timeout: ConfigDuration) -> ProxyError {
+        ProxyError(
+            code: "approval_timed_out", status: .forbidden,
+            message: "chaperone-proxy: approval \(id) was not decided within \(timeout) (\(Self.why(request))); the request was not sent. "
+                + "Ask an approver to look at it (chaperonectl approvals show \(id)) and retry.",
+            outcome: .rejected)
+    }
+
+    static func approvalCancelled(_ approval: Approval) -> ProxyError {
+        ProxyError(
+            code: "approval_cancelled", status: .forbidden,
+            message: "chaperone-proxy: approval \(approval.id) was cancelled (\(approval.reason ?? "no reason given")); the request was not sent",
+            outcome: .rejected)
+    }
+
+    /// The approval could not be opened or followed at the collector.
+    static func approvalUnavailable(request: ApprovalRequest, detail: String) -> ProxyError {
+        ProxyError(
+            code: "approval_unavailable", status: .serviceUnavailable,
+            message: "chaperone-proxy: \(Self.why(request)) requires a human approval, and approval \(request.id) could not be opened or followed at the collector (\(detail)); the request was not sent",
+            outcome: .rejected, retryAfterSeconds: 5)
     }
 
     /// The audit spool cannot take more (full under `fail-closed`, or the disk refuses writes):

@@ -20,11 +20,14 @@ final class ProxyExchangeHandler: HTTPExchangeHandler {
     private let logger: Logger
     private let policy: PolicyEngine
     private let restorePlaceholders: Bool
+    /// Where `require_approval` holds go; nil without a collector (they are refused).
+    private let approvals: ApprovalGate?
 
     init(
         upstreams: [String: Upstream], configuration: ProxyConfiguration, trail: AuditTrail, spool: Spool?,
-        metrics: ProxyMetrics, source: AuditEvent.Source, policy: PolicyEngine, logger: Logger
+        metrics: ProxyMetrics, source: AuditEvent.Source, policy: PolicyEngine, approvals: ApprovalGate?, logger: Logger
     ) {
+        self.approvals = approvals
         self.spool = spool
         self.policy = policy
         self.restorePlaceholders = configuration.masking.restorePlaceholders
@@ -146,7 +149,30 @@ final class ProxyExchangeHandler: HTTPExchangeHandler {
                 self.metrics.policyDecided(action: result.action.rawValue)
             }
             await self.recordEvent(record.requestEvent(limits: self.contentLimiter))
-            if let rule = result.decidingRule, rule.action == .deny || rule.action == .requireApproval {
+            if let rule = result.decidingRule, rule.action == .requireApproval, let gate = self.approvals {
+                let request = record.approvalRequest(id: UUIDv7().description, rules: result.rules, message: rule.message, timeout: gate.timeout)
+                let snapshot = record
+                let verdict = await gate.hold(request, connection: connection) { kind, id, outcome, reason, approvers in
+                    await self.recordEvent(snapshot.approvalEvent(kind, id: id, outcome: outcome, reason: reason, approvers: approvers))
+                }
+                record.decision.approvalID = request.id
+                switch verdict {
+                case .approved(let approval):
+                    record.decision.approvalOutcome = "approved"
+                    record.decision.approvalReason = approval.reason
+                    record.decision.approvers = approval.deciders
+                case .refused(let refusal, let approval):
+                    record.decision.approvalOutcome = Self.approvalOutcome(refusal)
+                    record.decision.approvalReason = approval?.reason ?? refusal.message
+                    if let deciders = approval?.deciders, !deciders.isEmpty { record.decision.approvers = deciders }
+                    return await self.refuse(refusal, provider: upstream.config.provider, body: body, record: &record, connection: connection)
+                case .agentLeft:
+                    record.decision.approvalOutcome = "cancelled"
+                    record.outcome = .clientDisconnected
+                    await self.recordEvent(record.completionEvent(limits: self.contentLimiter))
+                    return false
+                }
+            } else if let rule = result.decidingRule, rule.action == .deny || rule.action == .requireApproval {
                 logger.info("policy.refused", metadata: ["rule": "\(rule.id)", "action": "\(rule.action.rawValue)"])
                 let refusal: ProxyError = rule.action == .deny
                     ? .policyDenied(rule: rule.id, message: rule.message)
@@ -228,6 +254,15 @@ final class ProxyExchangeHandler: HTTPExchangeHandler {
             return false
         }
         return reusable
+    }
+
+    private static func approvalOutcome(_ refusal: ProxyError) -> String {
+        switch refusal.code {
+        case "approval_denied": "denied"
+        case "approval_timed_out": "timed_out"
+        case "approval_unavailable": "unavailable"
+        default: "cancelled"
+        }
     }
 
     private func recordEvent(_ event: AuditEvent) async {

@@ -10,6 +10,8 @@ struct ConnectionContext: Sendable {
     let registry: ConnectionRegistry
     /// The loop that owns the agent's connection, for timers.
     let eventLoop: any EventLoop
+    /// Completes when the agent's connection closes (the agent gave up, or the proxy cut it).
+    let closed: EventLoopFuture<Void>
     var isDraining: Bool { self.registry.isDraining }
 }
 
@@ -120,7 +122,7 @@ public final class HTTPServer: Service, Sendable {
         do {
             try await connection.executeThenClose { inbound, outbound in
                 let parts = InboundParts(inbound.makeAsyncIterator())
-                let context = ConnectionContext(outbound: outbound, registry: self.registry, eventLoop: channel.eventLoop)
+                let context = ConnectionContext(outbound: outbound, registry: self.registry, eventLoop: channel.eventLoop, closed: channel.closeFuture)
                 while let part = try await parts.next() {
                     guard case .head(let head) = part else { break }
                     self.registry.beganExchange(channel)

@@ -33,17 +33,7 @@ struct Shipper: Service {
         self.metrics = metrics
         self.logger = logger
         self.endpoint = settings.url + "/v1/events"
-        var tls = TLSConfiguration.makeClientConfiguration()
-        if let bundle = settings.caBundle {
-            tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(bundle))
-        } else if let pem = settings.caPEM {
-            tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(pem.utf8)))
-        }
-        var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
-        configuration.timeout = .init(connect: .seconds(5))
-        configuration.decompression = .disabled
-        configuration.httpVersion = .http1Only
-        self.client = HTTPClient(eventLoopGroup: eventLoopGroup, configuration: configuration)
+        self.client = try settings.httpClient(eventLoopGroup: eventLoopGroup)
     }
 
     func run() async throws {
@@ -132,7 +122,7 @@ struct Shipper: Service {
     func send(_ batch: Spool.Claim) async -> Outcome {
         let token: String
         do {
-            token = try String(contentsOfFile: self.settings.tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            token = try self.settings.bearerToken()
         } catch {
             self.logger.error("shipper.token_unreadable", metadata: ["file": "\(self.settings.tokenFile)", "error": "\(error)"])
             return .retry(reason: "token_unreadable", after: nil)
@@ -267,5 +257,28 @@ struct Backoff {
 
     mutating func reset() {
         self.window = self.initial
+    }
+}
+
+extension ProxyConfiguration.Collector {
+    /// A client for the collector: its CA (file or the injector's PEM) instead of the system
+    /// roots, HTTP/1.1, no decompression. Used by the shipper and the approval holds.
+    func httpClient(eventLoopGroup: any EventLoopGroup) throws -> HTTPClient {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        if let bundle = self.caBundle {
+            tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(bundle))
+        } else if let pem = self.caPEM {
+            tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(pem.utf8)))
+        }
+        var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
+        configuration.timeout = .init(connect: .seconds(5))
+        configuration.decompression = .disabled
+        configuration.httpVersion = .http1Only
+        return HTTPClient(eventLoopGroup: eventLoopGroup, configuration: configuration)
+    }
+
+    /// The pod's projected token, read at each use so the kubelet's rotation is picked up.
+    func bearerToken() throws -> String {
+        try String(contentsOfFile: self.tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }
