@@ -150,7 +150,8 @@ final class ProxyExchangeHandler: HTTPExchangeHandler {
             }
             await self.recordEvent(record.requestEvent(limits: self.contentLimiter))
             if let rule = result.decidingRule, rule.action == .requireApproval, let gate = self.approvals {
-                let request = record.approvalRequest(id: UUIDv7().description, rules: result.rules, message: rule.message, timeout: gate.timeout)
+                let request = record.approvalRequest(
+                    id: UUIDv7().description, rules: [rule.id] + result.rules.filter { $0 != rule.id }, message: rule.message, timeout: gate.timeout)
                 let snapshot = record
                 let verdict = await gate.hold(request, connection: connection) { kind, id, outcome, reason, approvers in
                     await self.recordEvent(snapshot.approvalEvent(kind, id: id, outcome: outcome, reason: reason, approvers: approvers))
