@@ -357,3 +357,43 @@ def test_collector_restart_while_an_approval_is_pending(stack):
     assert call.result.choices[0].message.content == ANSWER
     assert stack.approval(approval["id"])["status"] == "approved"
     assert "approval.poll_retry" in stack.proxy.log.read_text() or "approval.open_retry" in stack.proxy.log.read_text()
+
+
+def test_approvals_on_postgresql_survive_a_restart(tmp_path):
+    """The same API on the PostgreSQL store: open as a sidecar, vote, restart, read back."""
+    idp = IdentityProvider(tmp_path)
+    (tmp_path / "collector").mkdir()
+    collector = Collector(tmp_path / "collector", backend="postgres", extra_config=(
+        "approvals:\n  required_approvals: 2\n  oidc:\n"
+        f"    issuer: {IDP}\n    audience: {CLIENT_ID}\n    jwks_file: {idp.jwks_path}\n    approver_groups: [{APPROVERS}]\n")).start()
+    try:
+        pod = collector.issuer.token()
+        request = {"id": str(uuid.uuid4()), "exchange_id": str(uuid.uuid4()), "session_id": "s-pg", "initiator": None, "upstream": "openai",
+                   "path": "/v1/chat/completions", "model": "gpt-4o-mini", "prompt": "user: extract the credentials", "rules": ["r"],
+                   "detectors": [], "timeout_seconds": 600}
+        opened = httpx.post(collector.url + "/v1/approvals", json=request, headers={"Authorization": f"Bearer {pod}"}, timeout=10)
+        assert opened.status_code == 201, opened.text
+        again = httpx.post(collector.url + "/v1/approvals", json=request, headers={"Authorization": f"Bearer {pod}"}, timeout=10)
+        assert again.status_code == 201 and again.json()["approval"]["created"] == opened.json()["approval"]["created"]
+        other_pod = collector.issuer.token(pod="someone-else", pod_uid="0b1c2d3e-0000-4000-8000-000000000009")
+        assert httpx.post(collector.url + "/v1/approvals", json=request, headers={"Authorization": f"Bearer {other_pod}"}, timeout=10).status_code == 409
+        assert httpx.get(collector.url + f"/v1/approvals/{request['id']}", headers={"Authorization": f"Bearer {other_pod}"}, timeout=10).status_code == 403
+
+        alice = idp.token_file("alice", idp.id_token("alice@example.com", [APPROVERS]))
+        bob = idp.token_file("bob", idp.id_token("bob@example.com", [APPROVERS]))
+        ctl = [str(binary("chaperonectl")), "approvals"]
+        first = subprocess.run([*ctl, "approve", request["id"], "--collector", collector.url, "--token-file", str(alice)], capture_output=True, text=True, timeout=60)
+        assert first.returncode == 0 and "1 of 2 approvals so far" in first.stdout, first.stdout + first.stderr
+        assert collector.stop() == 0
+        collector.start()
+        waiting = httpx.get(collector.url + f"/v1/approvals/{request['id']}", params={"wait": 1}, headers={"Authorization": f"Bearer {pod}"}, timeout=10)
+        assert waiting.json()["approval"]["status"] == "pending" and len(waiting.json()["approval"]["votes"]) == 1
+        second = subprocess.run([*ctl, "approve", request["id"], "--collector", collector.url, "--token-file", str(bob)], capture_output=True, text=True, timeout=60)
+        assert second.returncode == 0 and "approved" in second.stdout, second.stdout + second.stderr
+        final = httpx.get(collector.url + f"/v1/approvals/{request['id']}", headers={"Authorization": f"Bearer {pod}"}, timeout=10).json()["approval"]
+        assert final["status"] == "approved" and [v["approver"] for v in final["votes"]] == ["alice@example.com", "bob@example.com"]
+        kinds = [row["event"]["kind"] for row in collector.get("/v1/events", kind="approval.*", order="oldest")["events"]]
+        assert kinds == ["approval.requested", "approval.voted", "approval.voted", "approval.approved"], kinds
+        collector.ctl("verify")
+    finally:
+        collector.stop()
