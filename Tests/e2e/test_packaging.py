@@ -51,6 +51,7 @@ VARIANTS = {
                              "--set", "networkPolicy.enabled=false", "--set", "cluster=prod-eu-1"],
     "rules": ["--set-json", 'sidecar.policy.rules=[{"id":"no-kubeconfig","match":{"keywords":["kubeconfig"]},'
               '"action":"deny","message":"no cluster credentials","severity":"high"}]'],
+    "approvals": ["--values", str(CHART / "examples" / "approvals-values.yaml")],
 }
 
 
@@ -191,6 +192,8 @@ def test_workloads_are_hardened():
     (["--set", "collector.storage.backend=postgres"], "collector.storage.postgres.host is required"),
     (["--set", "certificates.mode=files"], "certificates.caBundle"),
     (["--set", "injector.unknownKey=1"], "unknownKey"),
+    (["--set", "collector.approvals.oidc.issuer=https://idp"], "collector.approvals.oidc.audience is required"),
+    (["--set", "collector.approvals.notifications.format=teams"], "/collector/approvals/notifications/format"),
 ])
 def test_bad_values_are_refused_with_the_field_named(arguments, message):
     result = helm("template", "chaperone", str(CHART), *arguments, check=False)
@@ -217,7 +220,7 @@ def config_map(docs: list[dict], name: str) -> dict[str, str]:
     return objects(docs, "ConfigMap")[name]["data"]
 
 
-@pytest.mark.parametrize("variant", ["manifests", "postgresql", "cert-manager", "rules"])
+@pytest.mark.parametrize("variant", ["manifests", "postgresql", "cert-manager", "rules", "approvals"])
 def test_rendered_configurations_are_accepted_by_the_binaries(variant, tmp_path):
     docs = render(variant)
     sidecar = config_map(docs, "chaperone-sidecar")
@@ -245,13 +248,20 @@ def test_rendered_configurations_are_accepted_by_the_binaries(variant, tmp_path)
     checked = subprocess.run([str(BIN_DIR / "chaperone-proxy"), "--check-config"], capture_output=True, text=True, env=env)
     assert checked.returncode == 0, checked.stderr
     assert "collector https://chaperone-collector.chaperone-system.svc:8080" in checked.stdout
-    rules = 1 if variant == "rules" else 0
+    rules = 1 if variant in ("rules", "approvals") else 0
     assert f"policy ok: {rules + builtin_rule_count()} rules" in checked.stdout
 
     collector = tmp_path / "collector.yaml"
     collector.write_text(config_map(docs, "chaperone-collector")["collector.yaml"])
     checked = subprocess.run([str(BIN_DIR / "chaperone-collector"), "--config", str(collector), "--check-config"], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stderr
+    if variant == "approvals":
+        approvals = yaml.safe_load(collector.read_text())["approvals"]
+        assert approvals["oidc"]["approver_groups"] == ["platform-oncall"]
+        assert approvals["notifications"]["webhook_url_file"] == "/etc/chaperone/collector/webhook/url"
+        assert yaml.safe_load(sidecar["proxy.yaml"])["approvals"]["timeout"] == "15m"
+        mounts = objects(docs, "Deployment")["chaperone-collector"]["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+        assert {"name": "approvals-webhook", "mountPath": "/etc/chaperone/collector/webhook", "readOnly": True} in mounts
 
 
 def builtin_rule_count() -> int:
