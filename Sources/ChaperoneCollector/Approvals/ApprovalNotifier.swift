@@ -203,8 +203,6 @@ struct ApprovalMessage {
     }
 
     static func encode(_ approval: Approval) -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? Array(encoder.encode(approval))) ?? Array("null".utf8)
+        (try? approval.jsonBytes()) ?? Array("null".utf8)
     }
 }

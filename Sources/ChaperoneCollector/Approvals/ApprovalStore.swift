@@ -131,8 +131,15 @@ struct ApprovalStore: Sendable {
     }
 
     private static func encode(_ approval: Approval) throws -> [UInt8] {
+        try approval.jsonBytes()
+    }
+}
+
+extension Approval {
+    /// The approval as stored and as the API answers: sorted keys, slashes as they are.
+    func jsonBytes() throws -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return Array(try encoder.encode(approval))
+        return Array(try encoder.encode(self))
     }
 }
