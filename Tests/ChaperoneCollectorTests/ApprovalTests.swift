@@ -161,8 +161,8 @@ import Testing
             id: UUIDv7().description, exchangeID: UUIDv7().description, sessionID: "s1", initiator: nil, upstream: "openai", operation: nil,
             path: "/v1/chat/completions", model: nil, prompt: "user: hi", rules: ["r"], message: nil, severity: nil, detectors: [], timeoutSeconds: 1)
         let approval = Approval.open(request, requester: agentIdentity.source, nowMicros: WallClock.nowMicroseconds(), settings: settings, autoDeny: AutoDenyRules([]))
-        let first = try await store.open(approval, namespace: "agents", podUID: "uid-1")
-        let again = try await store.open(approval, namespace: "agents", podUID: "uid-1")
+        let first = try await store.open(approval)
+        let again = try await store.open(approval)
         #expect(first.created && !again.created)
         #expect(again.stored.approval == approval)
         #expect(try await store.list(.pending, changedAfter: nil, limit: 10).count == 1)

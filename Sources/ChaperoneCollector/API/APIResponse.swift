@@ -3,6 +3,11 @@ import Foundation
 import Hummingbird
 import NIOCore
 
+/// A query parameter the API cannot use: 400 `bad_query` with this message.
+struct BadQuery: Error {
+    var message: String
+}
+
 /// JSON answers and errors of the collector's API.
 enum APIResponse {
     static func json(_ bytes: [UInt8], status: HTTPResponse.Status = .ok) -> Response {
@@ -27,6 +32,15 @@ enum APIResponse {
         }
         for field in headers { response.headers.append(field) }
         return response
+    }
+
+    /// An integer query parameter within `range`, or `value` when absent.
+    static func integer(_ request: Request, _ name: String, default value: Int, range: ClosedRange<Int>) throws(BadQuery) -> Int {
+        guard let text = request.uri.queryParameters[Substring(name)] else { return value }
+        guard let number = Int(text), range.contains(number) else {
+            throw BadQuery(message: "\(name) must be a number in \(range.lowerBound)...\(range.upperBound)")
+        }
+        return number
     }
 
     static func bearerToken(_ request: Request) -> String? {

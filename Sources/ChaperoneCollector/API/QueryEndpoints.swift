@@ -21,10 +21,6 @@ struct QueryEndpoints: Sendable {
         router.get("/v1/log/records") { request, _ in await self.guarded(request) { try await self.records(request) } }
     }
 
-    private struct BadQuery: Error {
-        var message: String
-    }
-
     private func guarded(_ request: Request, _ body: () async throws -> Response) async -> Response {
         let readers = self.readers.tokens
         guard let token = APIResponse.bearerToken(request), readers.accepts(token) else {
@@ -42,14 +38,6 @@ struct QueryEndpoints: Sendable {
     }
 
     // MARK: Parameters
-
-    private func int(_ request: Request, _ name: String, default value: Int, range: ClosedRange<Int>) throws -> Int {
-        guard let text = request.uri.queryParameters[Substring(name)] else { return value }
-        guard let number = Int(text), range.contains(number) else {
-            throw BadQuery(message: "\(name) must be a number in \(range.lowerBound)...\(range.upperBound)")
-        }
-        return number
-    }
 
     /// RFC 3339, or microseconds since the epoch.
     private func time(_ request: Request, _ name: String) throws -> Int64? {
@@ -75,7 +63,7 @@ struct QueryEndpoints: Sendable {
         query.text = text("q")
         query.sinceMicros = try self.time(request, "since")
         query.untilMicros = try self.time(request, "until")
-        query.limit = try self.int(request, "limit", default: 100, range: 1...10_000)
+        query.limit = try APIResponse.integer(request, "limit", default: 100, range: 1...10_000)
         return query
     }
 
@@ -88,7 +76,7 @@ struct QueryEndpoints: Sendable {
         if let after = p["after"] {
             guard let leaf = Int64(after) else { throw BadQuery(message: "after must be a leaf index") }
             query.order = .after(leafIndex: leaf)
-            let wait = try self.int(request, "wait", default: 0, range: 0...60)
+            let wait = try APIResponse.integer(request, "wait", default: 0, range: 0...60)
             let deadline = ContinuousClock.now + .seconds(wait)
             rows = try await self.store.events(query)
             while rows.isEmpty, ContinuousClock.now < deadline, !Task.isCancelled {
@@ -151,7 +139,7 @@ struct QueryEndpoints: Sendable {
     }
 
     private func checkpoints(_ request: Request) async throws -> Response {
-        let limit = try self.int(request, "limit", default: 100, range: 1...100_000)
+        let limit = try APIResponse.integer(request, "limit", default: 100, range: 1...100_000)
         let rows = try await self.store.checkpoints(limit: limit)
         let verifier = await self.log.signer.verifierKey.encoded
         return APIResponse.json { w in
@@ -170,8 +158,8 @@ struct QueryEndpoints: Sendable {
     }
 
     private func leaves(_ request: Request) async throws -> Response {
-        let start = try self.int(request, "start", default: 0, range: 0...Int.max)
-        let limit = try self.int(request, "limit", default: 10_000, range: 1...100_000)
+        let start = try APIResponse.integer(request, "start", default: 0, range: 0...Int.max)
+        let limit = try APIResponse.integer(request, "limit", default: 10_000, range: 1...100_000)
         let rows = try await self.store.leaves(from: Int64(start), limit: limit)
         return APIResponse.json { w in
             w.key("leaves") { w in
@@ -187,8 +175,8 @@ struct QueryEndpoints: Sendable {
     }
 
     private func records(_ request: Request) async throws -> Response {
-        let start = try self.int(request, "start", default: 0, range: 0...Int.max)
-        let limit = try self.int(request, "limit", default: 5_000, range: 1...50_000)
+        let start = try APIResponse.integer(request, "start", default: 0, range: 0...Int.max)
+        let limit = try APIResponse.integer(request, "limit", default: 5_000, range: 1...50_000)
         let rows = try await self.store.records(from: Int64(start), limit: limit)
         return APIResponse.json { w in
             w.key("records") { w in

@@ -91,6 +91,8 @@ struct ApprovalEndpoints: Sendable {
     private func guarded(_ request: Request, _ body: () async throws -> Response) async -> Response {
         do {
             return try await body()
+        } catch let query as BadQuery {
+            return APIResponse.error(.badRequest, code: "bad_query", query.message)
         } catch let failure as ApprovalFailure {
             return APIResponse.error(
                 HTTPResponse.Status(code: failure.status), code: failure.code, failure.message,
@@ -114,35 +116,29 @@ struct ApprovalEndpoints: Sendable {
 
     private func show(_ request: Request, id: String) async throws -> Response {
         let caller = try await self.caller(request)
-        let wait = try Self.int(request, "wait", default: 0, range: 0...ApprovalService.maxWaitSeconds)
-        if case .pod(let pod) = caller {
-            guard let current = try await self.service.store.get(id) else { throw ApprovalFailure.notFound(id) }
-            guard ApprovalService.belongs(current.approval, to: pod) else {
-                throw ApprovalFailure(status: 403, code: "not_yours", message: "approval \(id) was opened by another pod")
-            }
-        } else {
-            try self.mayRead(caller)
-        }
-        return Self.answer(try await self.service.get(id, wait: wait))
+        let wait = try APIResponse.integer(request, "wait", default: 0, range: 0...ApprovalService.maxWaitSeconds)
+        var pod: PodIdentity?
+        if case .pod(let identity) = caller { pod = identity } else { try self.mayRead(caller) }
+        return Self.answer(try await self.service.get(id, wait: wait, openedBy: pod))
     }
 
     private func list(_ request: Request) async throws -> Response {
         try self.mayRead(try await self.caller(request))
         let text = request.uri.queryParameters["status"].map(String.init) ?? "pending"
         guard let filter = ApprovalStore.Filter(rawValue: text) else {
-            throw ApprovalFailure(status: 400, code: "bad_query", message: "status must be pending, decided or all")
+            throw BadQuery(message: "status must be pending, decided or all")
         }
-        let limit = try Self.int(request, "limit", default: 100, range: 1...1_000)
-        let wait = try Self.int(request, "wait", default: 0, range: 0...ApprovalService.maxWaitSeconds)
+        let limit = try APIResponse.integer(request, "limit", default: 100, range: 1...1_000)
+        let wait = try APIResponse.integer(request, "wait", default: 0, range: 0...ApprovalService.maxWaitSeconds)
         var after: Int64?
         if let text = request.uri.queryParameters["after"] {
-            guard let value = Int64(text) else { throw ApprovalFailure(status: 400, code: "bad_query", message: "after must be a cursor from a previous answer") }
+            guard let value = Int64(text) else { throw BadQuery(message: "after must be a cursor from a previous answer") }
             after = value
         }
         let (rows, cursor) = try await self.service.list(filter, changedAfter: after, wait: wait, limit: limit)
         var w = CanonicalJSONWriter()
         w.object { w in
-            w.key("approvals") { w in w.array(rows) { w, row in w.raw(ApprovalMessage.encode(row.approval)) } }
+            w.key("approvals") { w in w.array(rows) { w, row in w.raw(row.approval.json) } }
             w.key("cursor") { $0.string(String(cursor)) }
         }
         return APIResponse.json(w.bytes)
@@ -171,7 +167,7 @@ struct ApprovalEndpoints: Sendable {
     private static func answer(_ stored: ApprovalStore.Stored, status: HTTPResponse.Status = .ok) -> Response {
         var w = CanonicalJSONWriter()
         w.object { w in
-            w.key("approval") { w in w.raw(ApprovalMessage.encode(stored.approval)) }
+            w.key("approval") { w in w.raw(stored.approval.json) }
             w.key("cursor") { $0.string(String(stored.updatedMicros)) }
         }
         return APIResponse.json(w.bytes, status: status)
@@ -190,13 +186,5 @@ struct ApprovalEndpoints: Sendable {
         } catch {
             throw ApprovalFailure(status: 400, code: "bad_request", message: "the body is not the expected JSON: \(error)")
         }
-    }
-
-    private static func int(_ request: Request, _ name: String, default value: Int, range: ClosedRange<Int>) throws -> Int {
-        guard let text = request.uri.queryParameters[Substring(name)] else { return value }
-        guard let number = Int(text), range.contains(number) else {
-            throw ApprovalFailure(status: 400, code: "bad_query", message: "\(name) must be a number in \(range.lowerBound)...\(range.upperBound)")
-        }
-        return number
     }
 }

@@ -111,7 +111,7 @@ struct ApprovalMessage {
         let commands = self.commands
         var w = CanonicalJSONWriter()
         w.object { w in
-            w.key("approval") { w in w.raw(Self.encode(self.approval)) }
+            w.key("approval") { w in w.raw(self.approval.json) }
             w.key("decide") { w in
                 w.object { w in
                     w.key("approve") { $0.string(commands.approve) }
@@ -200,9 +200,5 @@ struct ApprovalMessage {
     /// Slack's three control characters in message text.
     static func escape(_ text: String) -> String {
         text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
-    }
-
-    static func encode(_ approval: Approval) -> [UInt8] {
-        (try? approval.jsonBytes()) ?? Array("null".utf8)
     }
 }

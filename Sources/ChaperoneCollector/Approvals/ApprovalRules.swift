@@ -64,9 +64,9 @@ extension Approval {
         case .deny:
             self.end(.denied, reason: reason, at: nowMicros)
         case .approve:
-            let approvals = self.votes.filter { $0.decision == .approve }.count
-            if approvals >= self.requiredApprovals {
-                self.end(.approved, reason: reason?.isEmpty == false ? reason : "approved by \(self.deciders(.approve).joined(separator: ", "))", at: nowMicros)
+            let approvers = self.votes.filter { $0.decision == .approve }.map(\.approver)
+            if approvers.count >= self.requiredApprovals {
+                self.end(.approved, reason: reason?.isEmpty == false ? reason : "approved by \(approvers.joined(separator: ", "))", at: nowMicros)
             }
         }
     }
@@ -92,9 +92,5 @@ extension Approval {
         self.status = status
         self.reason = reason
         self.decided = WallClock.rfc3339(microseconds: micros)
-    }
-
-    private func deciders(_ decision: Vote.Decision) -> [String] {
-        self.votes.filter { $0.decision == decision }.map(\.approver)
     }
 }

@@ -62,7 +62,7 @@ final class ApprovalService: Sendable {
         var requester = pod.source
         requester.initiator = request.initiator
         let approval = Approval.open(request, requester: requester, nowMicros: WallClock.nowMicroseconds(), settings: self.settings, autoDeny: self.autoDeny)
-        let (stored, created) = try await self.store.open(approval, namespace: pod.namespace, podUID: pod.podUID)
+        let (stored, created) = try await self.store.open(approval)
         guard created else {
             guard Self.belongs(stored.approval, to: pod) else {
                 throw ApprovalFailure(status: 409, code: "id_in_use", message: "approval id \(request.id) belongs to another pod")
@@ -94,13 +94,10 @@ final class ApprovalService: Sendable {
 
     /// The requester gave up: its agent disconnected, or the sidecar is stopping.
     func cancel(_ id: String, by pod: PodIdentity, reason: String) async throws -> ApprovalStore.Stored {
-        guard let current = try await self.store.get(id) else { throw ApprovalFailure.notFound(id) }
-        guard Self.belongs(current.approval, to: pod) else {
-            throw ApprovalFailure(status: 403, code: "not_yours", message: "approval \(id) was opened by another pod")
-        }
         let reason = String(reason.prefix(500))
         guard let (stored, cancelled) = try await self.store.update(id, { approval in
-            approval.cancel(reason: reason, nowMicros: WallClock.nowMicroseconds()) ? (.changed, true) : (.unchanged, false)
+            try Self.checkOwner(approval, pod)
+            return approval.cancel(reason: reason, nowMicros: WallClock.nowMicroseconds()) ? (.changed, true) : (.unchanged, false)
         }) else { throw ApprovalFailure.notFound(id) }
         if cancelled {
             self.metrics.approval("cancelled")
@@ -108,6 +105,11 @@ final class ApprovalService: Sendable {
             await self.changed([self.event(.approvalCancelled, stored.approval, outcome: "cancelled")])
         }
         return stored
+    }
+
+    private static func checkOwner(_ approval: Approval, _ pod: PodIdentity?) throws(ApprovalFailure) {
+        guard let pod, !Self.belongs(approval, to: pod) else { return }
+        throw ApprovalFailure(status: 403, code: "not_yours", message: "approval \(approval.id) was opened by another pod")
     }
 
     // MARK: Approvers
@@ -173,11 +175,13 @@ final class ApprovalService: Sendable {
 
     // MARK: Reading and waiting
 
-    /// The approval; if pending, waits up to `seconds` for it to be decided.
-    func get(_ id: String, wait seconds: Int) async throws -> ApprovalStore.Stored {
+    /// The approval; if pending, waits up to `seconds` for it to be decided. With `pod`, only
+    /// the pod that opened it may read it.
+    func get(_ id: String, wait seconds: Int, openedBy pod: PodIdentity? = nil) async throws -> ApprovalStore.Stored {
         let deadline = ContinuousClock.now + .seconds(seconds)
         while true {
             guard var stored = try await self.store.get(id) else { throw ApprovalFailure.notFound(id) }
+            try Self.checkOwner(stored.approval, pod)
             if stored.approval.status == .pending, WallClock.nowMicroseconds() >= stored.approval.expiresMicros {
                 stored = try await self.expire(id) ?? stored
             }

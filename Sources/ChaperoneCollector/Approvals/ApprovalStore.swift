@@ -21,7 +21,7 @@ struct ApprovalStore: Sendable {
     }
 
     /// Inserts a new approval, or returns the one already stored under its id.
-    func open(_ approval: Approval, namespace: String?, podUID: String?) async throws -> (stored: Stored, created: Bool) {
+    func open(_ approval: Approval) async throws -> (stored: Stored, created: Bool) {
         let dialect = self.dialect
         return try await self.database.writing { session in
             if let existing = try await Self.load(approval.id, dialect, session) { return (existing, false) }
@@ -29,7 +29,8 @@ struct ApprovalStore: Sendable {
             var insert = SQLStatement(dialect, "INSERT INTO approvals (approval_id, status, created_us, expires_us, updated_us, namespace, pod_uid, document) VALUES ")
             insert.bindList([
                 .text(approval.id), .text(approval.status.rawValue), .integer(WallClock.microseconds(rfc3339: approval.created) ?? 0),
-                .integer(approval.expiresMicros), .integer(updated), SQLValue(namespace), SQLValue(podUID), .utf8(try Self.encode(approval)),
+                .integer(approval.expiresMicros), .integer(updated), SQLValue(approval.requester.namespace), SQLValue(approval.requester.podUID),
+                .utf8(approval.json),
             ])
             _ = try await insert.run(on: session)
             return (Stored(approval: approval, updatedMicros: updated), true)
@@ -52,7 +53,7 @@ struct ApprovalStore: Sendable {
                 statement.append(", updated_us = ")
                 statement.bind(.integer(stored.updatedMicros))
                 statement.append(", document = ")
-                statement.bind(.utf8(try Self.encode(stored.approval)))
+                statement.bind(.utf8(stored.approval.json))
                 statement.append(" WHERE approval_id = ")
                 statement.bind(.text(id))
                 _ = try await statement.run(on: session)
@@ -106,9 +107,7 @@ struct ApprovalStore: Sendable {
 
     /// The newest change cursor (0 when there are none).
     func latestCursor() async throws -> Int64 {
-        try await self.database.reading { session in
-            try await session.run("SELECT COALESCE(MAX(updated_us), 0) FROM approvals", []).first?.first?.integer ?? 0
-        }
+        try await self.database.reading { session in try await Self.lastCursor(session) }
     }
 
     // MARK: Rows
@@ -124,22 +123,22 @@ struct ApprovalStore: Sendable {
         return Stored(approval: try JSONDecoder().decode(Approval.self, from: Data(document)), updatedMicros: updated)
     }
 
-    /// Larger than every cursor written so far and not before now.
-    private static func nextCursor(_ dialect: SQLDialect, _ session: any SQLSession) async throws -> Int64 {
-        let last = try await session.run("SELECT COALESCE(MAX(updated_us), 0) FROM approvals", []).first?.first?.integer ?? 0
-        return max(WallClock.nowMicroseconds(), last + 1)
+    private static func lastCursor(_ session: any SQLSession) async throws -> Int64 {
+        try await session.run("SELECT COALESCE(MAX(updated_us), 0) FROM approvals", []).first?.first?.integer ?? 0
     }
 
-    private static func encode(_ approval: Approval) throws -> [UInt8] {
-        try approval.jsonBytes()
+    /// Larger than every cursor written so far and not before now.
+    private static func nextCursor(_ dialect: SQLDialect, _ session: any SQLSession) async throws -> Int64 {
+        max(WallClock.nowMicroseconds(), try await Self.lastCursor(session) + 1)
     }
 }
 
 extension Approval {
-    /// The approval as stored and as the API answers: sorted keys, slashes as they are.
-    func jsonBytes() throws -> [UInt8] {
+    /// The approval as stored, answered by the API and sent in notifications: sorted keys,
+    /// slashes as they are. (Its members are strings, numbers and arrays: encoding cannot fail.)
+    var json: [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return Array(try encoder.encode(self))
+        return (try? Array(encoder.encode(self))) ?? Array("null".utf8)
     }
 }

@@ -78,11 +78,8 @@ extension CollectorConfiguration {
                 throw ConfigError(field: oidc.field("audience"), message: "required: the client id the approvers' ID tokens are issued for (their aud)")
             }
             let keys: SigningKeySet.Source
-            switch (try oidc.string("jwks_url"), try oidc.string("jwks_file")) {
+            switch (try oidc.httpURL("jwks_url"), try oidc.string("jwks_file")) {
             case (let url?, nil):
-                guard let parsed = URL(string: url), parsed.scheme == "https" || parsed.scheme == "http", parsed.host != nil else {
-                    throw ConfigError(field: oidc.field("jwks_url"), message: "'\(url)' is not an http(s) URL")
-                }
                 keys = .url(url)
             case (nil, let file?):
                 keys = .file(file)
@@ -115,15 +112,10 @@ extension CollectorConfiguration {
         if let notify = try node.child("notifications") {
             try notify.rejectUnknownKeys(allowed: ["webhook_url", "webhook_url_file", "format", "collector_url", "link", "timeout"])
             var settings = Notifications()
-            settings.webhookURL = try notify.string("webhook_url")
+            settings.webhookURL = try notify.httpURL("webhook_url")
             settings.webhookURLFile = try notify.string("webhook_url_file")
             guard (settings.webhookURL == nil) != (settings.webhookURLFile == nil) else {
                 throw ConfigError(field: notify.field("webhook_url"), message: "set exactly one of webhook_url and webhook_url_file")
-            }
-            if let url = settings.webhookURL {
-                guard let parsed = URL(string: url), parsed.scheme == "https" || parsed.scheme == "http", parsed.host != nil else {
-                    throw ConfigError(field: notify.field("webhook_url"), message: "'\(url)' is not an http(s) URL")
-                }
             }
             if let value: Notifications.Format = try notify.choice("format") { settings.format = value }
             settings.collectorURL = try notify.string("collector_url")
@@ -144,10 +136,7 @@ extension CollectorConfiguration {
             auth.jwksFile = value
             auth.jwksURL = nil
         }
-        if let value = try node.string("jwks_url") {
-            guard let url = URL(string: value), url.scheme == "https" || url.scheme == "http", url.host != nil else {
-                throw ConfigError(field: node.field("jwks_url"), message: "'\(value)' is not an http(s) URL")
-            }
+        if let value = try node.httpURL("jwks_url") {
             guard auth.jwksFile == nil || node.value("jwks_file") == nil else {
                 throw ConfigError(field: node.field("jwks_url"), message: "set jwks_url or jwks_file, not both")
             }

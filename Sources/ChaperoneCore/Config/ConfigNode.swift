@@ -121,6 +121,15 @@ extension ConfigNode {
         return .init(host: try node.string("host") ?? current.host, port: try node.int("port", range: 0...65535) ?? current.port)
     }
 
+    /// An absolute http(s) URL with a host.
+    package func httpURL(_ key: String) throws(ConfigError) -> String? {
+        guard let text = try self.string(key) else { return nil }
+        guard let url = URL(string: text), url.scheme == "https" || url.scheme == "http", url.host != nil else {
+            throw ConfigError(field: self.field(key), message: "'\(text)' is not an http(s) URL")
+        }
+        return text
+    }
+
     /// A list of mappings, each a node named `key[index]`.
     package func children(_ key: String) throws(ConfigError) -> [ConfigNode]? {
         guard let value = self.value(key) else { return nil }

@@ -19,8 +19,9 @@ struct ApprovalGate: Sendable {
 
     enum Verdict {
         case approved(Approval)
-        /// Answer the agent with this error; `approval` is what the collector last said, if anything.
-        case refused(ProxyError, Approval?)
+        /// Answer the agent with this error; `approval` is what the collector last said, if
+        /// anything; `outcome` is the `decision.approval_outcome` recorded.
+        case refused(ProxyError, Approval?, outcome: String)
         /// The agent disconnected: nothing to answer.
         case agentLeft(Approval?)
     }
@@ -55,7 +56,7 @@ struct ApprovalGate: Sendable {
             case .failure(let failure):
                 if watch.agentLeft { return await self.leave(request.id, nil, watch: watch, record: record, logger: logger) }
                 logger.error("approval.unavailable", metadata: ["error": "\(failure)"])
-                return .refused(.approvalUnavailable(request: request, detail: failure.description), nil)
+                return .refused(.approvalUnavailable(request: request, detail: failure.description), nil, outcome: "unavailable")
             }
             break
         }
@@ -70,14 +71,14 @@ struct ApprovalGate: Sendable {
             case .denied:
                 logger.info("approval.denied", metadata: ["approvers": "\(approval.deciders.joined(separator: ","))", "reason": "\(approval.reason ?? "")"])
                 await record(.approvalDenied, approval.id, "denied", approval.reason, approval.deciders.isEmpty ? nil : approval.deciders)
-                return .refused(.approvalDenied(approval), approval)
+                return .refused(.approvalDenied(approval), approval, outcome: "denied")
             case .expired:
                 logger.info("approval.timed_out", metadata: ["reason": "\(approval.reason ?? "")"])
                 await record(.approvalTimedOut, approval.id, "timed_out", approval.reason, nil)
-                return .refused(.approvalTimedOut(approval.request, id: approval.id, after: self.timeout), approval)
+                return .refused(.approvalTimedOut(approval.request, id: approval.id, after: self.timeout), approval, outcome: "timed_out")
             case .cancelled:
                 await record(.approvalCancelled, approval.id, "cancelled", approval.reason, nil)
-                return .refused(.approvalCancelled(approval), approval)
+                return .refused(.approvalCancelled(approval), approval, outcome: "cancelled")
             case .pending:
                 break
             }
@@ -85,7 +86,7 @@ struct ApprovalGate: Sendable {
             if connection.isDraining {
                 await self.cancelQuietly(approval.id, reason: "the sidecar is shutting down", logger: logger)
                 await record(.approvalCancelled, approval.id, "cancelled", "the sidecar is shutting down", nil)
-                return .refused(.shuttingDown, approval)
+                return .refused(.shuttingDown, approval, outcome: "cancelled")
             }
             let remaining = deadline - ContinuousClock.now
             // Past the deadline the collector has expired it (or does so on this read); a few
@@ -94,7 +95,7 @@ struct ApprovalGate: Sendable {
             if late, ContinuousClock.now > deadline + .seconds(5) {
                 logger.info("approval.timed_out", metadata: ["reason": "no answer from the collector at the deadline"])
                 await record(.approvalTimedOut, approval.id, "timed_out", "not decided within \(self.timeout) (the collector did not answer at the deadline)", nil)
-                return .refused(.approvalTimedOut(approval.request, id: approval.id, after: self.timeout), approval)
+                return .refused(.approvalTimedOut(approval.request, id: approval.id, after: self.timeout), approval, outcome: "timed_out")
             }
             let seconds = late ? 1 : max(1, min(Self.pollSeconds, Int((remaining / .seconds(1)).rounded(.up))))
             let id = approval.id
@@ -111,7 +112,7 @@ struct ApprovalGate: Sendable {
             case .failure(let failure):
                 logger.error("approval.unavailable", metadata: ["error": "\(failure)"])
                 await self.cancelQuietly(approval.id, reason: "the sidecar lost track of it: \(failure)", logger: logger)
-                return .refused(.approvalUnavailable(request: request, detail: failure.description), approval)
+                return .refused(.approvalUnavailable(request: request, detail: failure.description), approval, outcome: "unavailable")
             }
         }
     }

@@ -162,8 +162,8 @@ final class ProxyExchangeHandler: HTTPExchangeHandler {
                     record.decision.approvalOutcome = "approved"
                     record.decision.approvalReason = approval.reason
                     record.decision.approvers = approval.deciders
-                case .refused(let refusal, let approval):
-                    record.decision.approvalOutcome = Self.approvalOutcome(refusal)
+                case .refused(let refusal, let approval, let outcome):
+                    record.decision.approvalOutcome = outcome
                     record.decision.approvalReason = approval?.reason ?? refusal.message
                     if let deciders = approval?.deciders, !deciders.isEmpty { record.decision.approvers = deciders }
                     return await self.refuse(refusal, provider: upstream.config.provider, body: body, record: &record, connection: connection)
@@ -255,15 +255,6 @@ final class ProxyExchangeHandler: HTTPExchangeHandler {
             return false
         }
         return reusable
-    }
-
-    private static func approvalOutcome(_ refusal: ProxyError) -> String {
-        switch refusal.code {
-        case "approval_denied": "denied"
-        case "approval_timed_out": "timed_out"
-        case "approval_unavailable": "unavailable"
-        default: "cancelled"
-        }
     }
 
     private func recordEvent(_ event: AuditEvent) async {
